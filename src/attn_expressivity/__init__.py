@@ -1,0 +1,75 @@
+"""attn-expressivity: a proof companion to Cordonnier, Loukas & Jaggi (ICLR 2020).
+
+A multi-head self-attention layer with ``prod(kernel_size)`` heads and the
+quadratic relative positional encoding expresses any convolution (Theorem 1).
+This package builds that layer, runs it against an independent reference
+convolution, bounds the difference, and (in :mod:`attn_expressivity.symbolic`)
+proves the identities behind it.
+
+Importing the package loads numpy only; sympy, torch and matplotlib are
+imported by the features that need them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .attention import MultiHeadSelfAttention
+from .bounds import alpha_for_tolerance, leak_bound
+from .construction import ConvAttention, conv_to_mhsa
+from .conv import conv
+from .encoding import quadratic_encoding, quadratic_head_vectors
+from .errors import (
+    AttnExpressivityError,
+    CertificationSizeError,
+    HeadDimensionError,
+    NonFiniteError,
+    NotSeparableError,
+    OptionalDependencyError,
+    ParameterTypeError,
+    ParameterValueError,
+    ShapeError,
+    UnsupportedConfigurationError,
+)
+from .shifts import shift_set
+from .verify import VerifyReport, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttnExpressivityError",
+    "CertificationSizeError",
+    "ConvAttention",
+    "HeadDimensionError",
+    "MultiHeadSelfAttention",
+    "NonFiniteError",
+    "NotSeparableError",
+    "OptionalDependencyError",
+    "ParameterTypeError",
+    "ParameterValueError",
+    "ShapeError",
+    "UnsupportedConfigurationError",
+    "VerifyReport",
+    "alpha_for_tolerance",
+    "conv",
+    "conv_to_mhsa",
+    "from_torch",
+    "leak_bound",
+    "quadratic_encoding",
+    "quadratic_head_vectors",
+    "shift_set",
+    "to_torch",
+    "verify",
+]
+
+_LAZY = {"from_torch": "interop.torch", "to_torch": "interop.torch"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the optional-dependency entry points (torch interop) on first use."""
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

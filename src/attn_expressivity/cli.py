@@ -1,0 +1,162 @@
+"""The ``attn-expressivity`` console script: argument parsing only.
+
+Each subcommand is registered by an ``_add_<name>`` function that declares its
+arguments and binds a ``_run_<name>`` function; the logic lives in the library
+modules. Exit status: 0 success, 1 a check failed, 2 bad usage (one line on
+stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import AttnExpressivityError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    """Raised by the parser instead of printing usage and calling sys.exit."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def _size_tuple(text: str) -> tuple[int, ...]:
+    """Parse ``"3"`` or ``"3x5"`` or ``"3,5"`` into a tuple of positive ints."""
+    parts = text.replace(",", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or AxB, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {text!r}")
+    return values
+
+
+def _padding(text: str) -> str | tuple[int, ...]:
+    if text in ("same", "valid"):
+        return text
+    parts = text.replace(",", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'same', 'valid', an integer or AxB, got {text!r}"
+        ) from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"padding must be >= 0, got {text!r}")
+    return values
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'inf', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or 'inf', got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="build the MHSA layer for a random convolution and check it")
+    p.add_argument("--ndim", type=int, default=None, help="spatial axes (default: from --kernel-size, else 2)")
+    p.add_argument("--kernel-size", type=_size_tuple, default=(3,), help="K or AxB (default 3)")
+    p.add_argument("--in-channels", type=int, default=8, help="D_in (default 8)")
+    p.add_argument("--out-channels", type=int, default=16, help="D_out (default 16)")
+    p.add_argument("--image-size", type=_size_tuple, default=(32,), help="side or AxB (default 32)")
+    p.add_argument("--alpha", type=_alpha, default=None,
+                   help="inverse width (default: the smallest alpha whose leak term is below float64 rounding)")
+    p.add_argument("--padding", type=_padding, default="same", help="'same', 'valid', N or AxB")
+    p.add_argument("--padding-mode", default="zeros", help="zeros, reflect, replicate or circular")
+    p.add_argument("--stride", type=_size_tuple, default=(1,))
+    p.add_argument("--dilation", type=_size_tuple, default=(1,))
+    p.add_argument("--groups", type=int, default=1)
+    p.add_argument("--no-bias", action="store_true", help="convolution without bias")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from .verify import random_instance, verify
+
+    inst = random_instance(
+        kernel_size=args.kernel_size, in_channels=args.in_channels,
+        out_channels=args.out_channels, image_size=args.image_size, ndim=args.ndim,
+        groups=args.groups, bias=not args.no_bias, seed=args.seed,
+    )
+    report = verify(
+        inst.weight, inst.x, inst.bias, alpha=args.alpha, stride=_scalar(args.stride),
+        padding=_scalar(args.padding), dilation=_scalar(args.dilation), groups=args.groups,
+        padding_mode=args.padding_mode,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.summary())
+    return EXIT_OK if report.holds else EXIT_FAIL
+
+
+def _scalar(value: object) -> object:
+    """A one-element tuple from the parser means "the same on every axis"."""
+    if isinstance(value, tuple) and len(value) == 1:
+        return value[0]
+    return value
+
+
+# --------------------------------------------------------------------------- main
+
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="attn-expressivity",
+        description="Multi-head self-attention expresses any convolution "
+        "(Cordonnier, Loukas & Jaggi, ICLR 2020): build, check, prove.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add in _SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console script; returns the exit status (0 ok, 1 check failed, 2 bad usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.run(args))
+    except _UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except AttnExpressivityError as exc:
+        print(f"attn-expressivity: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

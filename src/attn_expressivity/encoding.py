@@ -1,0 +1,82 @@
+"""Relative positional encodings ``r_δ`` and the head vectors ``v^(h)`` of Lemma 2.
+
+Lemma 2 (PAPER.md §2): with ``r_δ = (‖δ‖², δ_1, …, δ_D)`` and
+``v^(h) = −α (1, −2Δ_1, …, −2Δ_D)``,
+
+.. math:: v^{\\top} r_\\delta = -\\alpha(\\|\\delta\\|^2 - 2\\Delta\\cdot\\delta)
+          = -\\alpha\\left(\\|\\delta - \\Delta\\|^2 - \\|\\Delta\\|^2\\right),
+
+a Gaussian bump centred on ``Δ`` whose constant ``α‖Δ‖²`` softmax ignores.
+The symbolic engine (:mod:`attn_expressivity.symbolic`) derives the same
+vector by matching coefficients; the tests check the two agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import as_alpha
+from .errors import ParameterTypeError, ParameterValueError, ShapeError
+
+__all__ = ["quadratic_encoding", "quadratic_head_vectors"]
+
+
+def quadratic_encoding(offsets: np.ndarray) -> np.ndarray:
+    """The quadratic relative encoding ``r_δ = (‖δ‖², δ_1, …, δ_D)``.
+
+    Parameters
+    ----------
+    offsets : array of int, shape ``(..., D)``
+        Relative offsets ``δ = k − q``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape ``(..., D + 1)``
+        Exact for integer offsets below ``2**26`` in magnitude.
+
+    Examples
+    --------
+    >>> quadratic_encoding(np.array([[2, -1]])).tolist()
+    [[5.0, 2.0, -1.0]]
+    """
+    off = np.asarray(offsets)
+    if off.dtype.kind not in "iu":
+        raise ParameterTypeError(f"`offsets` must be an integer array, got dtype {off.dtype}")
+    if off.ndim < 1 or off.shape[-1] < 1:
+        raise ShapeError(f"`offsets` must have shape (..., D) with D >= 1, got {off.shape}")
+    off = off.astype(np.float64)
+    sq = np.einsum("...i,...i->...", off, off)[..., None]
+    return np.concatenate([sq, off], axis=-1)
+
+
+def quadratic_head_vectors(shifts: np.ndarray, alpha: float) -> np.ndarray:
+    """Lemma 2's head vectors ``v^(h) = −α (1, −2Δ_h)``.
+
+    Parameters
+    ----------
+    shifts : array of int, shape ``(n_heads, D)``
+        The centres ``Δ_h`` (see :func:`attn_expressivity.shift_set`).
+    alpha : float
+        Inverse width ``α``, finite and ``>= 0``. (For ``α = ∞`` the layer keeps
+        ``α = 1`` here and sets its inverse temperature ``beta = ∞``.)
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape ``(n_heads, D + 1)``
+
+    Examples
+    --------
+    >>> quadratic_head_vectors(np.array([[1, -1]]), 2.0).tolist()
+    [[-2.0, 4.0, -4.0]]
+    """
+    alpha = as_alpha(alpha)
+    if not np.isfinite(alpha):
+        raise ParameterValueError(
+            "`alpha` must be finite here, got inf; hard attention uses beta=inf instead"
+        )
+    s = np.asarray(shifts)
+    if s.dtype.kind not in "iu" or s.ndim != 2:
+        raise ShapeError(f"`shifts` must be an integer array of shape (n_heads, D), got {s.dtype} {s.shape}")
+    ones = np.ones((s.shape[0], 1))
+    # Lemma 2: v = -α (1, -2Δ); the constant α‖Δ‖² is dropped (softmax ignores it).
+    return -alpha * np.concatenate([ones, -2.0 * s.astype(np.float64)], axis=1)
