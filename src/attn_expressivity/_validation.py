@@ -74,6 +74,6 @@ def as_float_array(value: object, name: str, *, min_ndim: int = 0, allow_nonfini
     if not allow_nonfinite and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise NonFiniteError(
-            f"`{name}` must hold only finite values, got {arr[tuple(bad)]!r} at index {tuple(int(i) for i in bad)}"
+            f"`{name}` must hold only finite values, got {arr[tuple(bad)].item()!r} at index {tuple(int(i) for i in bad)}"
         )
     return arr

@@ -100,6 +100,7 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    from .bounds import alpha_for_tolerance
     from .verify import random_instance, verify
 
     inst = random_instance(
@@ -107,8 +108,12 @@ def _run_verify(args: argparse.Namespace) -> int:
         out_channels=args.out_channels, image_size=args.image_size, ndim=args.ndim,
         groups=args.groups, bias=not args.no_bias, seed=args.seed,
     )
+    alpha = args.alpha
+    if alpha is None:
+        # default: the smallest alpha whose leak per head is at most float64's unit roundoff
+        alpha = alpha_for_tolerance(2.0**-52, inst.weight.ndim - 2)
     report = verify(
-        inst.weight, inst.x, inst.bias, alpha=args.alpha, stride=_scalar(args.stride),
+        inst.weight, inst.x, inst.bias, alpha=alpha, stride=_scalar(args.stride),
         padding=_scalar(args.padding), dilation=_scalar(args.dilation), groups=args.groups,
         padding_mode=args.padding_mode,
     )

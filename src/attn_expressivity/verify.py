@@ -1,0 +1,347 @@
+"""Build, run, compare, report: Theorem 1 checked on an instance, against a bound.
+
+:func:`verify` builds the layer of :func:`attn_expressivity.conv_to_mhsa`,
+runs it and the independent reference :func:`attn_expressivity.conv` on the
+same input, and compares the largest elementwise difference with an a-priori
+bound made of three terms (all in the computation's dtype, unit roundoff
+``u``, ``γ_m = mu/(1 − mu)``):
+
+1. **Leak** ``2 · L̃ · S`` with ``S = Σ_h max_k ‖x_k W_val^(h) W_out^(h)‖_∞``
+   over the padded image (see :mod:`attn_expressivity.bounds`). ``L̃`` is
+   :func:`leak_bound` at ``α(1 − τ)`` times ``e^{αC}``, with
+   ``τ = 4γ_{d_p+2} + u`` and ``C = 8γ_{d_p+2} max_h ‖Δ_h‖²``: the computed
+   score of key ``k`` differs from ``−α(‖δ‖² − 2Δ·δ)`` by at most
+   ``γ_{d_p+2} α(4‖δ − Δ‖² + 5‖Δ‖²)`` (an inner product of length ``d_p`` with
+   ``|v|·|r_δ| ≤ α(2‖δ‖² + ‖Δ‖²)`` and ``‖δ‖² ≤ 2‖δ−Δ‖² + 2‖Δ‖²``), so the
+   computed off-target weights are those of a slightly smaller ``α`` times
+   ``e^{αC}``; the target, being the row maximum, keeps weight exactly 1
+   before normalisation.
+2. **Rounding** (Higham, *Accuracy and Stability of Numerical Algorithms*,
+   2nd ed., §3.1, standard model): the attention output is a chain of inner
+   products — ``x W_val`` (length ``d_in``), the convex combination over the
+   ``n`` keys (length ``n``, with weights perturbed by at most ``γ_{n+3}``
+   relatively by exp, the sum and the division), and ``W_out`` (length
+   ``n_heads · d_head``) — bounded by ``γ_{m_a} · S_abs`` with
+   ``m_a = 2n + d_in + n_heads·d_head + 10`` and
+   ``S_abs = Σ_h max_k ‖|x_k||W_val^(h)||W_out^(h)|‖_∞ + ‖b‖_∞``; the reference
+   convolution's own rounding is at most ``γ_{m_c} · C_abs`` with
+   ``m_c = prod(K)·d_in/groups + 1`` and ``C_abs = max ‖conv(|x|, |W|)‖_∞ + ‖b‖_∞``.
+3. **Factorisation**: ``Σ_h max_k ‖x_k‖_1 · max|W_Δh − W_val^(h) W_out^(h)|``,
+   the residual of the rank-revealing split (zero in exact arithmetic when the
+   rank tolerance drops nothing).
+
+``holds`` is ``max_abs_error <= bound``. Pixels whose receptive field lies
+inside the unpadded image are *interior*, the others *border*; both are reported.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._validation import as_alpha, as_float_array, as_int, as_int_tuple
+from .bounds import gamma, leak_bound, unit_roundoff
+from .config import check_image
+from .construction import ConvAttention, conv_to_mhsa, head_matrices
+from .conv import conv
+from .errors import ParameterValueError, ShapeError
+
+__all__ = ["VerifyReport", "verify", "error_bound", "random_instance", "border_effect"]
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify`.
+
+    Attributes
+    ----------
+    config : dict
+        The convolution (kernel size, channels, stride, padding, ...), the image
+        shape, ``alpha``, ``n_heads``, ``d_head`` and the dtype.
+    max_abs_error : float
+        ``max |MHSA(x) − conv(x)|`` over every output element.
+    max_abs_error_interior, max_abs_error_border : float or None
+        The same over interior / border output pixels (None when there are none).
+    bound : float
+        ``leak_term + rounding_term + factorisation_term``.
+    holds : bool
+        ``max_abs_error <= bound``.
+    """
+
+    config: dict[str, Any]
+    max_abs_error: float
+    max_abs_error_interior: float | None
+    max_abs_error_border: float | None
+    bound: float
+    leak_term: float
+    rounding_term: float
+    factorisation_term: float
+    leak: float
+    scale: float
+    holds: bool
+    path: str = "dense"
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """``bound / max_abs_error`` (inf when the error is 0)."""
+        return self.bound / self.max_abs_error if self.max_abs_error > 0 else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dictionary."""
+        d = asdict(self)
+        d["ratio"] = self.ratio if math.isfinite(self.ratio) else None
+        d["config"]["alpha"] = self.config["alpha"] if math.isfinite(self.config["alpha"]) else "inf"
+        return d
+
+    def summary(self) -> str:
+        """A short human-readable report."""
+        c = self.config
+        fmt = lambda v: "n/a" if v is None else f"{v:.3e}"  # noqa: E731
+        lines = [
+            f"Theorem 1 check: {c['ndim']}-D convolution, kernel {tuple(c['kernel_size'])}, "
+            f"{c['in_channels']} -> {c['out_channels']} channels, image {tuple(c['image_shape'])}",
+            f"  padding={c['padding']!r} mode={c['padding_mode']} stride={tuple(c['stride'])} "
+            f"dilation={tuple(c['dilation'])} groups={c['groups']}",
+            f"  MHSA: {c['n_heads']} heads, d_head={c['d_head']}, alpha={c['alpha']}, "
+            f"dtype={c['dtype']}, path={self.path}",
+            f"  max |MHSA - conv|   {self.max_abs_error:.3e}  "
+            f"(interior {fmt(self.max_abs_error_interior)}, border {fmt(self.max_abs_error_border)})",
+            f"  bound               {self.bound:.3e}  = leak {self.leak_term:.3e} "
+            f"+ rounding {self.rounding_term:.3e} + factorisation {self.factorisation_term:.3e}",
+            f"  leak per head <=    {self.leak:.3e}",
+            f"  {'PASS' if self.holds else 'FAIL'}: error {'<=' if self.holds else '>'} bound",
+        ]
+        return "\n".join(lines)
+
+
+class Instance(NamedTuple):
+    """A random convolution and input (see :func:`random_instance`)."""
+
+    weight: np.ndarray
+    x: np.ndarray
+    bias: np.ndarray | None
+
+
+def random_instance(*, kernel_size=3, in_channels: int = 8, out_channels: int = 16,
+                    image_size=32, ndim: int | None = None, groups: int = 1, bias: bool = True,
+                    batch: tuple[int, ...] = (), seed: int = 0) -> Instance:
+    """Standard-normal kernel, bias and image for a configuration.
+
+    Parameters
+    ----------
+    kernel_size, image_size : int or tuple of int
+        Per spatial axis; an int (or 1-tuple) is used on every axis.
+    in_channels, out_channels, groups : int
+    ndim : int, optional
+        Spatial axes (default: the longer of the two tuples, else 2).
+    bias : bool
+    batch : tuple of int
+    seed : int
+
+    Returns
+    -------
+    Instance
+        ``weight (*kernel_size, in_channels // groups, out_channels)``,
+        ``x (*batch, *image_size, in_channels)``, ``bias (out_channels,)`` or None.
+    """
+    ks = kernel_size if isinstance(kernel_size, tuple) else (kernel_size,)
+    im = image_size if isinstance(image_size, tuple) else (image_size,)
+    if ndim is None:
+        ndim = max(len(ks), len(im)) if max(len(ks), len(im)) > 1 else 2
+    ndim = as_int(ndim, "ndim", minimum=1)
+    ks = as_int_tuple(ks[0] if len(ks) == 1 else ks, ndim, "kernel_size", minimum=1)
+    im = as_int_tuple(im[0] if len(im) == 1 else im, ndim, "image_size", minimum=1)
+    d_in = as_int(in_channels, "in_channels", minimum=1)
+    d_out = as_int(out_channels, "out_channels", minimum=1)
+    groups = as_int(groups, "groups", minimum=1)
+    if d_in % groups or d_out % groups:
+        raise ParameterValueError(
+            f"`groups` ({groups}) must divide in_channels ({d_in}) and out_channels ({d_out})"
+        )
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal(ks + (d_in // groups, d_out))
+    x = rng.standard_normal(tuple(batch) + im + (d_in,))
+    b = rng.standard_normal(d_out) if bias else None
+    return Instance(weight, x, b)
+
+
+def _interior_mask(layer: ConvAttention, spatial: tuple[int, ...]) -> np.ndarray:
+    """True for output pixels whose receptive field avoids the padding."""
+    cfg = layer.config
+    axes = []
+    for size, (lo, _), k, d, s, n in zip(spatial, cfg.pad_width, cfg.kernel_size, cfg.dilation,
+                                         cfg.stride, cfg.output_shape(spatial)):
+        start = np.arange(n) * s                       # window [start, start + d(K-1)] in padded coords
+        axes.append((start >= lo) & (start + d * (k - 1) <= lo + size - 1))
+    mask = axes[0]
+    for a in axes[1:]:
+        mask = mask[..., None] & a
+    return mask
+
+
+def error_bound(layer: ConvAttention, x: np.ndarray) -> dict[str, float]:
+    """The a-priori bound on ``|layer(x) − conv(x)|`` (module docstring).
+
+    Parameters
+    ----------
+    layer : ConvAttention
+    x : ndarray, shape ``(*batch, *spatial, d_in)``
+
+    Returns
+    -------
+    dict
+        ``bound``, ``leak_term``, ``rounding_term``, ``factorisation_term``,
+        ``leak`` (the per-head leak used) and ``scale`` (``S``).
+    """
+    cfg, mhsa = layer.config, layer.mhsa
+    xp = layer.pad(x)
+    nd = cfg.ndim
+    n_keys = math.prod(xp.shape[xp.ndim - nd - 1:-1])
+    tokens = xp.reshape(-1, cfg.d_in)
+    dtype = np.result_type(x, mhsa.w_val)
+    u = unit_roundoff(dtype)
+    H, dh = mhsa.n_heads, mhsa.d_head
+    w_out = mhsa.w_out.reshape(H, dh, cfg.d_out)
+    abs_tokens = np.abs(tokens)
+    scale = scale_abs = resid = 0.0
+    l1 = float(abs_tokens.sum(axis=1).max())
+    mats = head_matrices(layer.kernel.astype(np.float64), cfg.groups)
+    for h in range(H):
+        w_h = mhsa.w_val[h].astype(np.float64) @ w_out[h].astype(np.float64)     # (d_in, d_out)
+        scale += float(np.abs(tokens @ w_h).max())
+        w_abs = np.abs(mhsa.w_val[h]).astype(np.float64) @ np.abs(w_out[h]).astype(np.float64)
+        scale_abs += float((abs_tokens @ w_abs).max())
+        resid += l1 * float(np.abs(mats[h] - w_h).max())
+    b_abs = 0.0 if layer.bias is None else float(np.abs(layer.bias).max())
+    scale_abs += b_abs
+    c_abs = float(conv(np.abs(x), np.abs(layer.kernel), stride=cfg.stride, padding=cfg.padding,
+                       dilation=cfg.dilation, groups=cfg.groups,
+                       padding_mode=cfg.padding_mode).max()) + b_abs
+    d_p = mhsa.d_p
+    g_score = gamma(d_p + 2, u)
+    tau = 4 * g_score + u
+    max_shift_sq = float((layer.shifts.astype(np.float64) ** 2).sum(axis=1).max())
+    alpha = layer.alpha
+    if math.isinf(alpha):
+        leak = 0.0
+    else:
+        leak = min(1.0, leak_bound(alpha * (1 - tau), nd) * math.exp(alpha * 8 * g_score * max_shift_sq))
+    # the leak term is computed from a rounded S: add the rounding of S itself
+    leak_term = 2.0 * leak * (scale + gamma(cfg.d_in + dh + 2, u) * scale_abs)
+    m_a = 2 * n_keys + cfg.d_in + H * dh + 10
+    m_c = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
+    rounding = gamma(m_a, u) * scale_abs + gamma(m_c, u) * c_abs
+    total = (leak_term + rounding + resid) * (1 + 4 * _U64)
+    return {"bound": total, "leak_term": leak_term, "rounding_term": rounding,
+            "factorisation_term": resid, "leak": leak, "scale": scale}
+
+
+_U64 = 2.0**-53
+
+
+def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *, alpha: float,
+           d_head: int | str | None = None, **conv_options: Any) -> VerifyReport:
+    """Check Theorem 1 on one instance: ``|MHSA(x) − conv(x)| <= bound`` elementwise.
+
+    Parameters
+    ----------
+    weight : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
+    x : ndarray, shape ``(*batch, *spatial, d_in)``
+    bias : ndarray, shape ``(d_out,)``, optional
+    alpha : float
+        Inverse width in ``[0, ∞]``.
+    d_head : int, "paper" or None, optional
+        As for :func:`attn_expressivity.conv_to_mhsa`.
+    **conv_options
+        ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``.
+
+    Returns
+    -------
+    VerifyReport
+
+    Raises
+    ------
+    ShapeError, ParameterTypeError, ParameterValueError, NonFiniteError, HeadDimensionError
+        As for :func:`attn_expressivity.conv_to_mhsa` and :func:`attn_expressivity.conv`;
+        ``ParameterTypeError`` also for an unknown keyword.
+
+    Examples
+    --------
+    >>> from attn_expressivity.verify import random_instance
+    >>> w, x, b = random_instance(kernel_size=3, in_channels=2, out_channels=3, image_size=6)
+    >>> report = verify(w, x, b, alpha=20.0)
+    >>> report.holds, report.max_abs_error <= report.bound
+    (True, True)
+    """
+    allowed = {"stride", "padding", "dilation", "groups", "padding_mode"}
+    unknown = set(conv_options) - allowed
+    if unknown:
+        from .errors import ParameterTypeError
+
+        raise ParameterTypeError(
+            f"unknown convolution option(s) {sorted(unknown)}; expected some of {sorted(allowed)}"
+        )
+    alpha = as_alpha(alpha)
+    t0 = time.perf_counter()
+    layer = conv_to_mhsa(weight, bias, alpha=alpha, d_head=d_head, **conv_options)
+    x = as_float_array(x, "x")
+    check_image(x, layer.config)
+    t1 = time.perf_counter()
+    got = layer(x)
+    t2 = time.perf_counter()
+    want = conv(x, layer.kernel, layer.bias, **conv_options)
+    t3 = time.perf_counter()
+    if got.shape != want.shape:  # pragma: no cover - would be a construction bug
+        raise ShapeError(f"internal: attention output {got.shape} != convolution output {want.shape}")
+    err = np.abs(got - want)
+    terms = error_bound(layer, x)
+    t4 = time.perf_counter()
+    nd = layer.config.ndim
+    spatial = tuple(x.shape[x.ndim - nd - 1:-1])
+    mask = _interior_mask(layer, spatial)
+    per_pixel = err.max(axis=-1).reshape((-1,) + mask.shape).max(axis=0)
+    interior = float(per_pixel[mask].max()) if mask.any() else None
+    border = float(per_pixel[~mask].max()) if (~mask).any() else None
+    max_err = float(err.max())
+    cfg = layer.config.as_dict()
+    cfg.update(image_shape=list(spatial), batch_shape=list(x.shape[: x.ndim - nd - 1]),
+               alpha=alpha, n_heads=layer.n_heads, d_head=layer.d_head, dtype=str(got.dtype))
+    return VerifyReport(
+        config=cfg, max_abs_error=max_err, max_abs_error_interior=interior,
+        max_abs_error_border=border, bound=terms["bound"], leak_term=terms["leak_term"],
+        rounding_term=terms["rounding_term"], factorisation_term=terms["factorisation_term"],
+        leak=terms["leak"], scale=terms["scale"], holds=bool(max_err <= terms["bound"]),
+        seconds={"construct": t1 - t0, "attention": t2 - t1, "conv": t3 - t2, "bound": t4 - t3},
+    )
+
+
+def border_effect(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
+                  alpha: float) -> dict[str, float]:
+    """The paper's padding remark: attention *without* padding is not zero padding.
+
+    Runs the attention layer of a ``padding="same"``, zeros-padded convolution
+    directly on the unpadded image (no pad, no crop), where softmax at the border
+    renormalises over in-image pixels, and compares with ``conv(..., padding="same")``.
+
+    Returns
+    -------
+    dict
+        ``interior`` and ``border``: the largest error over pixels whose
+        receptive field is inside / crosses the image edge. The interior error
+        vanishes as ``α → ∞``; the border error does not.
+    """
+    layer = conv_to_mhsa(weight, bias, alpha=alpha, padding="same")
+    x = as_float_array(x, "x")
+    check_image(x, layer.config)
+    err = np.abs(layer.mhsa(x) - conv(x, layer.kernel, layer.bias, padding="same")).max(axis=-1)
+    nd = layer.config.ndim
+    spatial = tuple(x.shape[x.ndim - nd - 1:-1])
+    mask = _interior_mask(layer, spatial)
+    err = err.reshape((-1,) + mask.shape).max(axis=0)
+    return {"interior": float(err[mask].max()) if mask.any() else 0.0,
+            "border": float(err[~mask].max()) if (~mask).any() else 0.0}
