@@ -131,9 +131,61 @@ def _scalar(value: object) -> object:
     return value
 
 
+# --------------------------------------------------------------------------- prove / derive
+
+
+def _add_prove(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prove", help="discharge every proof obligation of the paper's argument")
+    p.add_argument("--claim", action="append", default=None, metavar="CLAIM",
+                   help="only the obligations of this claim, e.g. 'Lemma 2' (repeatable)")
+    p.add_argument("--details", action="store_true", help="print what each check found")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--markdown", metavar="FILE", default=None,
+                   help="write the derivation document (Markdown) to FILE")
+    p.add_argument("--latex", metavar="FILE", default=None,
+                   help="write the derivation document (LaTeX) to FILE")
+    p.set_defaults(run=_run_prove)
+
+
+def _run_prove(args: argparse.Namespace) -> int:
+    from . import symbolic
+
+    report = symbolic.prove(claims=args.claim)
+    for path, fmt in ((args.markdown, "markdown"), (args.latex, "latex")):
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(symbolic.derivation_document(report, fmt=fmt))
+    print(report.to_json() if args.json else report.table(details=args.details))
+    return EXIT_OK if report.holds else EXIT_FAIL
+
+
+def _add_derive(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("derive", help="derive the head vector v by matching coefficients")
+    p.add_argument("--ndim", type=int, default=2, help="spatial dimensions D (default 2)")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--anisotropic", action="store_true",
+                      help="score -1/2 (δ-Δ)ᵀ Σ⁻¹ (δ-Δ) with linear and quadratic monomials")
+    kind.add_argument("--linear", action="store_true",
+                      help="the failing linear-only encoding r_δ = δ")
+    p.set_defaults(run=_run_derive)
+
+
+def _run_derive(args: argparse.Namespace) -> int:
+    from . import symbolic
+
+    if args.anisotropic:
+        derivation = symbolic.derive_anisotropic(args.ndim)
+    elif args.linear:
+        derivation = symbolic.derive_linear(args.ndim)
+    else:
+        derivation = symbolic.derive_isotropic(args.ndim)
+    print(symbolic.format_derivation(derivation))
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- main
 
-_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify]
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify, _add_prove, _add_derive]
 
 
 def build_parser() -> argparse.ArgumentParser:
