@@ -437,11 +437,18 @@ _GREEK = {"alpha": "α", "delta": "δ", "Delta": "Δ", "Lambda": "Λ"}
 
 def _oneline(expr: object) -> str:
     """A one-line, terminal-friendly rendering (``δ1²``, ``α``, ``·``) of ``sstr``."""
+    if isinstance(expr, sp.Equality):
+        return f"{_oneline(expr.lhs)} = {_oneline(expr.rhs)}"
     text = sp.sstr(expr)
     text = re.sub(r"\b(alpha|delta|Delta|Lambda|v)(?:_(\d+))?\b",
                   lambda m: _GREEK.get(m.group(1), m.group(1)) + (m.group(2) or ""), text)
     text = re.sub(r"\*\*(-?\d+)", lambda m: m.group(1).translate(_SUPERSCRIPT), text)
-    return text.replace("*", "·")
+    return text.replace("**", "^").replace("*", "·")
+
+
+def _shorten(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _factored(vec: Iterable[sp.Expr]) -> tuple[sp.Expr, list[sp.Expr]]:
@@ -839,6 +846,19 @@ class ProofReport:
         lines.append(f"{n_ok}/{len(self.obligations)} obligations proved in {self.seconds:.2f}s")
         return "\n".join(lines)
 
+    def narrative(self) -> str:
+        """Each obligation as a step: statement, what it says, method, status and finding."""
+        lines = []
+        for i, o in enumerate(self.obligations, 1):
+            lines += [f"[{i}] {o.name}  ({o.claim})",
+                      f"    statement: {_shorten(_oneline(o.statement))}",
+                      f"    {o.text}",
+                      f"    method:    {o.method}",
+                      f"    status:    {o.status.upper()} in {o.seconds:.3f}s: {o.detail}", ""]
+        n_ok = sum(o.holds for o in self.obligations)
+        lines.append(f"{n_ok}/{len(self.obligations)} obligations proved in {self.seconds:.2f}s")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary."""
         return {"holds": self.holds, "seconds": self.seconds,
@@ -922,7 +942,7 @@ def prove(obligations: Iterable[Obligation] | None = None, *,
 
 _DERIVATIONS = [
     ("Lemma 2: isotropic quadratic encoding, D = 2", lambda: derive_isotropic(2)),
-    ("Lemma 2 in one and three dimensions, D = 1", lambda: derive_isotropic(1)),
+    ("Lemma 2, D = 1", lambda: derive_isotropic(1)),
     ("Lemma 2, D = 3", lambda: derive_isotropic(3)),
     ("Generalised (anisotropic) quadratic encoding, D = 2", lambda: derive_anisotropic(2)),
     ("Failure case: a linear-only encoding cannot centre the scores, D = 2", lambda: derive_linear(2)),
@@ -993,7 +1013,7 @@ def _markdown_document(report: ProofReport) -> str:
             claim = o.claim
             out += [f"### {claim}", ""]
         out += [f"**{o.name}** ({o.method}; **{o.status}**). {o.text}", "",
-                f"$${sp.latex(o.statement)}$$", "", f"Check: {o.detail}", ""]
+                f"$${sp.latex(o.statement)}$$", "", f"Check: `{o.detail}`", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -1046,19 +1066,26 @@ def _markdown_to_latex(md: str) -> str:
     return "\n".join(head + body + ["\\end{document}"]) + "\n"
 
 
+_TEX_SPECIAL = {"\\": "\\textbackslash{}", "{": "\\{", "}": "\\}", "_": "\\_", "^": "\\^{}",
+                "&": "\\&", "%": "\\%", "#": "\\#", "$": "\\$", "~": "\\~{}"}
+
+
+def _tex_escape(text: str) -> str:
+    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in text)
+
+
 def _tex_text(text: str) -> str:
-    """Escape plain text for LaTeX and map the Markdown emphasis used here."""
-    text = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", text)
-    text = re.sub(r"\*(.+?)\*", r"\\emph{\1}", text)
-    text = re.sub(r"`(.+?)`", lambda m: "\\texttt{" + m.group(1).replace("_", "\\_") + "}", text)
-    parts = re.split(r"(\\texttt\{.*?\}|\\textbf\{|\\emph\{)", text)
+    """Escape plain text for LaTeX, mapping the Markdown ``**bold**``, ``*emph*`` and ``code``."""
     out = []
-    for part in parts:
-        if part.startswith("\\"):
-            out.append(part)
+    for part in re.split(r"(`[^`]*`|\*\*[^*]+\*\*|\*[^*]+\*)", text):
+        if part.startswith("`"):
+            out.append("\\texttt{" + _tex_escape(part[1:-1]) + "}")
+        elif part.startswith("**"):
+            out.append("\\textbf{" + _tex_escape(part[2:-2]) + "}")
+        elif part.startswith("*") and len(part) > 1:
+            out.append("\\emph{" + _tex_escape(part[1:-1]) + "}")
         else:
-            out.append(part.replace("&", "\\&").replace("%", "\\%").replace("#", "\\#")
-                       .replace("_", "\\_"))
+            out.append(_tex_escape(part))
     return "".join(out)
 
 

@@ -1,0 +1,26 @@
+"""Shared driver of the proof scripts: print the steps, exit 1 if any obligation fails."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from attn_expressivity import symbolic
+
+
+def run(title: str, claims: Iterable[str], derivations: Iterable[symbolic.Derivation] = (),
+        preamble: str = "") -> int:
+    """Print ``title``, the derivations and every obligation of ``claims``; return the exit status."""
+    print(title)
+    print("=" * len(title))
+    if preamble:
+        print(preamble.strip() + "\n")
+    for derivation in derivations:
+        print(symbolic.format_derivation(derivation) + "\n")
+    report = symbolic.prove(claims=list(claims))
+    print(report.narrative())
+    if not report.holds:
+        print("FAILED: " + ", ".join(o.name for o in report.failed), file=sys.stderr)
+        return 1
+    print("All steps proved.")
+    return 0
