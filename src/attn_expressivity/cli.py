@@ -213,6 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AttnExpressivityError as exc:
         print(f"attn-expressivity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # output piped into a reader that stopped early (e.g. `| head`): not an error of
+        # ours; point stdout at devnull so the interpreter's final flush stays quiet
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
