@@ -183,9 +183,40 @@ def _run_derive(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- plot
+
+
+def _figure_name(text: str) -> str:
+    names = ("heads", "alpha", "border", "all")
+    if text not in names:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(names)}, got {text!r}")
+    return text
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="draw the figures (heads, alpha, border) as PNG files")
+    p.add_argument("figure", nargs="*", type=_figure_name, metavar="FIGURE",
+                   help="which figures (default: all): heads = every head's attention and the "
+                   "centres with mass contours; alpha = error and bound against alpha; "
+                   "border = the border effect with and without padding")
+    p.add_argument("--all", action="store_true", help="all three figures")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (created)")
+    p.add_argument("--dpi", type=int, default=90, help="resolution (default 90)")
+    p.set_defaults(run=_run_plot)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from .plot import FIGURES, save_figures
+
+    which = list(FIGURES) if args.all or not args.figure or "all" in args.figure else args.figure
+    for path in save_figures(args.out, list(dict.fromkeys(which)), dpi=args.dpi):
+        print(path)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- main
 
-_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify, _add_prove, _add_derive]
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify, _add_prove, _add_derive, _add_plot]
 
 
 def build_parser() -> argparse.ArgumentParser:
