@@ -1,0 +1,5 @@
+"""pytest: collect the torch module's doctests only where torch is installed."""
+
+import importlib.util
+
+collect_ignore = [] if importlib.util.find_spec("torch") else ["torch.py"]

@@ -1,0 +1,556 @@
+"""PyTorch in and out: ``torch.nn.Conv{1,2,3}d`` → :class:`ConvAttention` → ``torch.nn.Module``.
+
+* :func:`from_torch` reads a PyTorch convolution (any kernel size, stride,
+  padding, dilation, groups, bias and padding mode) and returns the attention
+  layer of Theorem 1 (:func:`attn_expressivity.conv_to_mhsa`).
+* :func:`to_torch` turns a :class:`ConvAttention` back into a
+  ``torch.nn.Module`` that takes and returns channels-first tensors
+  (``NCL``, ``NCHW``, ``NCDHW``, like the convolution it expresses) and
+  computes the same attention, either with
+  ``torch.nn.functional.scaled_dot_product_attention`` (``route="sdpa"``) or
+  with a stock ``torch.nn.MultiheadAttention`` (``route="multihead"``).
+
+How the attention is mapped onto PyTorch's primitives. The layer's scores are
+purely positional (``W_qry = W_key = 0``): for head ``h`` and query ``q``,
+key ``k``, ``A^(h)_{q,k} = v^(h)ᵀ Ŵ_keyᵀ r_{k−q}``, an ``(n_q, n_k)`` matrix per
+head that does not depend on the input. Both routes feed queries and keys of
+zeros (so ``q·kᵀ = 0`` whatever the scaling) and pass ``β·A`` as an *additive
+float mask*; softmax of ``0 + β·A`` is the layer's softmax. Hard attention
+(``alpha = inf``, i.e. ``β = ∞``) cannot be written as a finite mask: the mask
+is ``0`` on the row maxima of ``A`` (the target key ``q + Δ_h``) and ``−inf``
+elsewhere, which is exactly the ``β → ∞`` limit (uniform weight on the maxima).
+``torch.nn.MultiheadAttention`` uses the opposite convention for *boolean*
+masks (``True`` means "may not attend"), so its hard mask is
+``scores != rowmax``; its float masks are added, as in SDPA.
+
+Only the queries the convolution keeps are computed: the padded image is the
+key set, and the queries are the cropped, strided positions
+``p = o·s + ⌊d(K−1)/2⌋`` (:meth:`ConvAttention.crop`), so the module never
+builds outputs it would throw away. The mask has ``n_heads · n_out · n_padded``
+entries, built on every call (it depends only on the input's spatial shape).
+
+Weight layouts are converted here only: PyTorch's
+``(d_out, d_in // groups, *kernel_size)`` ↔ the package's
+``(*kernel_size, d_in // groups, d_out)`` (:func:`torch_to_kernel`,
+:func:`kernel_to_torch`).
+
+torch is imported when one of these functions is called, never at import
+time; without it they raise :class:`~attn_expressivity.OptionalDependencyError`
+with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._validation import as_alpha, as_float_array
+from ..attention import DEFAULT_MEMORY_BUDGET
+from ..construction import ConvAttention, conv_to_mhsa
+from ..errors import (
+    OptionalDependencyError,
+    ParameterTypeError,
+    ParameterValueError,
+    ShapeError,
+    UnsupportedConfigurationError,
+)
+from ..shifts import left_offsets
+
+__all__ = ["from_torch", "to_torch", "torch_to_kernel", "kernel_to_torch", "cross_check",
+           "TORCH_REQUIREMENT"]
+
+#: The pinned PyTorch requirement of the ``torch`` extra.
+TORCH_REQUIREMENT = "torch==2.13.0"
+
+_ROUTES = ("sdpa", "multihead")
+_TORCH_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate",
+                   "circular": "circular"}
+
+
+def _require_torch() -> Any:
+    """Import torch or raise :class:`OptionalDependencyError` with the install command."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise OptionalDependencyError(
+            "PyTorch interop needs torch, which is not installed; install it with "
+            f"`pip install {TORCH_REQUIREMENT}` (or `pip install 'attn-expressivity[torch]'`)"
+        ) from exc
+    return torch
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def torch_to_kernel(weight: np.ndarray) -> np.ndarray:
+    """PyTorch's kernel layout to the package's.
+
+    Parameters
+    ----------
+    weight : ndarray, shape ``(d_out, d_in // groups, *kernel_size)``
+
+    Returns
+    -------
+    ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
+        A transposed view of ``weight``.
+
+    Raises
+    ------
+    ShapeError
+        Fewer than three axes.
+    ParameterTypeError, NonFiniteError
+        A non-floating or non-finite array.
+
+    Examples
+    --------
+    >>> torch_to_kernel(np.zeros((5, 2, 3, 4))).shape
+    (3, 4, 2, 5)
+    """
+    w = as_float_array(weight, "weight")
+    if w.ndim < 3:
+        raise ShapeError(
+            f"a PyTorch kernel has shape (d_out, d_in // groups, *kernel_size) with at least "
+            f"one spatial axis, got shape {w.shape}"
+        )
+    nd = w.ndim - 2
+    return w.transpose(tuple(range(2, nd + 2)) + (1, 0))
+
+
+def kernel_to_torch(weight: np.ndarray) -> np.ndarray:
+    """The package's kernel layout to PyTorch's (inverse of :func:`torch_to_kernel`).
+
+    Parameters
+    ----------
+    weight : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
+
+    Returns
+    -------
+    ndarray, shape ``(d_out, d_in // groups, *kernel_size)``
+
+    Raises
+    ------
+    ShapeError, ParameterTypeError, NonFiniteError
+        As for :func:`torch_to_kernel`.
+
+    Examples
+    --------
+    >>> w = np.arange(24.0).reshape(3, 4, 2, 1)
+    >>> bool((torch_to_kernel(kernel_to_torch(w)) == w).all())
+    True
+    """
+    w = as_float_array(weight, "weight")
+    if w.ndim < 3:
+        raise ShapeError(
+            f"a kernel has shape (*kernel_size, d_in // groups, d_out) with at least one "
+            f"spatial axis, got shape {w.shape}"
+        )
+    nd = w.ndim - 2
+    return w.transpose((nd + 1, nd) + tuple(range(nd)))
+
+
+# --------------------------------------------------------------------------- torch -> ours
+
+
+def from_torch(module: Any, *, alpha: float = math.inf, d_head: int | str | None = None,
+               rank_tol: float | None = None,
+               memory_budget: int = DEFAULT_MEMORY_BUDGET) -> ConvAttention:
+    """The attention layer (Theorem 1) that expresses a PyTorch convolution.
+
+    Reads the weight, bias, stride, padding (``"same"``, ``"valid"`` or
+    per-axis ints), dilation, groups and padding mode of ``module`` and calls
+    :func:`attn_expressivity.conv_to_mhsa`. The weights are copied to numpy in
+    the module's dtype (float32 or float64).
+
+    Parameters
+    ----------
+    module : torch.nn.Conv1d, torch.nn.Conv2d or torch.nn.Conv3d
+        Any hyper-parameters, any ``padding_mode``; transposed convolutions are
+        not convolutions in this sense and are refused.
+    alpha : float, optional
+        Inverse width of the heads, in ``[0, ∞]``. Default ``inf``: hard
+        attention, which reproduces the convolution to rounding.
+    d_head, rank_tol, memory_budget
+        As for :func:`attn_expressivity.conv_to_mhsa`.
+
+    Returns
+    -------
+    ConvAttention
+        Takes channels-last numpy arrays ``(*batch, *spatial, d_in)``; use
+        :func:`to_torch` for a module on ``(N, C, *spatial)`` tensors.
+
+    Raises
+    ------
+    OptionalDependencyError
+        torch is not installed.
+    ParameterTypeError
+        ``module`` is not a ``Conv1d``/``Conv2d``/``Conv3d``, or its weights are
+        not float32/float64.
+    ParameterValueError
+        An uninitialised lazy module, or a bad ``alpha``/``d_head``.
+    HeadDimensionError
+        ``d_head`` below the rank of a kernel slice.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = torch.nn.Conv2d(2, 3, (3, 2), padding="same", padding_mode="reflect",
+    ...                     dtype=torch.float64)
+    >>> layer = from_torch(m)
+    >>> layer.n_heads, layer.config.padding_mode, layer.kernel.shape
+    (6, 'reflect', (3, 2, 2, 3))
+    """
+    torch = _require_torch()
+    kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    if not isinstance(module, kinds):
+        raise ParameterTypeError(
+            f"`module` must be a torch.nn.Conv1d, Conv2d or Conv3d, got {type(module).__name__}"
+        )
+    if isinstance(module.weight, torch.nn.parameter.UninitializedParameter):
+        raise ParameterValueError(
+            f"`module` ({type(module).__name__}) has uninitialised (lazy) weights; run it "
+            "on an input once before converting it"
+        )
+    if module.weight.dtype not in (torch.float32, torch.float64):
+        raise ParameterTypeError(
+            f"`module` weights must be float32 or float64, got {module.weight.dtype}"
+        )
+    weight = torch_to_kernel(module.weight.detach().cpu().numpy())
+    bias = None if module.bias is None else module.bias.detach().cpu().numpy()
+    padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
+    return conv_to_mhsa(
+        np.ascontiguousarray(weight), bias, alpha=as_alpha(alpha), stride=tuple(module.stride),
+        padding=padding, dilation=tuple(module.dilation), groups=module.groups,
+        padding_mode=module.padding_mode, d_head=d_head, rank_tol=rank_tol,
+        memory_budget=memory_budget,
+    )
+
+
+# --------------------------------------------------------------------------- ours -> torch
+
+
+def _positional_coefficients(layer: ConvAttention) -> np.ndarray:
+    """``c^(h) = Ŵ_key^(h) v^(h)``, shape ``(n_heads, d_p)``: the score is ``c^(h) · r_δ``."""
+    m = layer.mhsa
+    if m.has_content_terms or not (isinstance(m.encoding, str) and m.encoding == "quadratic"):
+        raise UnsupportedConfigurationError(
+            "to_torch supports layers whose scores are purely positional with the quadratic "
+            "encoding (as built by conv_to_mhsa); this layer has content terms or a custom encoding"
+        )
+    return np.einsum("hpk,hk->hp", m.w_key_hat, m.v)
+
+
+def _module_classes() -> tuple[type, type]:
+    """Define the two ``torch.nn.Module`` classes (torch is imported only here)."""
+    torch = _require_torch()
+    nn, F = torch.nn, torch.nn.functional
+
+    class _ConvAttentionBase(nn.Module):
+        """Pad → positional mask → attention over the kept queries → (N, d_out, *out)."""
+
+        def __init__(self, layer: ConvAttention, dtype: Any) -> None:
+            super().__init__()
+            cfg, m = layer.config, layer.mhsa
+            self.config = cfg
+            self.ndim = cfg.ndim
+            self.n_heads, self.d_head, self.d_in, self.d_out = m.n_heads, m.d_head, m.d_in, m.d_out
+            self.beta = m.beta
+            self.alpha = layer.alpha
+            coef = _positional_coefficients(layer)
+            self.register_buffer("pos_coef", torch.as_tensor(coef, dtype=dtype))  # (H, d_p)
+            # torch.nn.functional.pad lists (lo, hi) from the last axis backwards
+            self._torch_pad = tuple(p for lo_hi in reversed(cfg.pad_width) for p in lo_hi)
+            self._pad_mode = _TORCH_PAD_MODE[cfg.padding_mode]
+            self._centre = left_offsets(cfg.kernel_size, cfg.dilation)
+
+        def positional_scores(self, padded: tuple[int, ...], out: tuple[int, ...]) -> Any:
+            """``A^(h)_{q,k}`` for the kept queries ``q`` and every padded key ``k``.
+
+            Returns a tensor of shape ``(n_heads, n_out, n_padded)``.
+            """
+            dev = self.pos_coef.device
+            keys = torch.cartesian_prod(*[torch.arange(n, device=dev) for n in padded])
+            qrys = torch.cartesian_prod(*[c + s * torch.arange(n, device=dev) for c, s, n in
+                                          zip(self._centre, self.config.stride, out)])
+            keys, qrys = keys.reshape(-1, self.ndim), qrys.reshape(-1, self.ndim)
+            rel = keys[None, :, :] - qrys[:, None, :]                            # (n_q, n_k, D): δ = k − q
+            r = torch.cat([(rel * rel).sum(-1, keepdim=True), rel], dim=-1)     # (n_q, n_k, d_p): r_δ
+            return torch.einsum("qkp,hp->hqk", r.to(self.pos_coef.dtype), self.pos_coef)
+
+        def float_mask(self, scores: Any) -> Any:
+            """Additive mask ``β·A``; for ``β = ∞`` 0 on the row maxima and −inf elsewhere."""
+            if math.isinf(self.beta):
+                top = scores.amax(dim=-1, keepdim=True)
+                return torch.zeros_like(scores).masked_fill(scores != top, -math.inf)
+            return scores if self.beta == 1.0 else scores * self.beta
+
+        def forward(self, x: Any) -> Any:
+            """``x`` of shape ``(N, d_in, *spatial)`` or ``(d_in, *spatial)``.
+
+            Returns ``(N, d_out, *out_spatial)`` (or without ``N``), the shape the
+            PyTorch convolution returns.
+            """
+            nd = self.ndim
+            if not torch.is_tensor(x):
+                raise ParameterTypeError(f"`x` must be a torch.Tensor, got {type(x).__name__}")
+            if x.dim() not in (nd + 1, nd + 2):
+                raise ShapeError(
+                    f"`x` must have shape (N, d_in, *spatial) or (d_in, *spatial) with {nd} "
+                    f"spatial axes, got shape {tuple(x.shape)}"
+                )
+            if x.dtype != self.pos_coef.dtype:
+                raise ParameterTypeError(
+                    f"`x` must have the module's dtype {self.pos_coef.dtype}, got {x.dtype}"
+                )
+            unbatched = x.dim() == nd + 1
+            if unbatched:
+                x = x.unsqueeze(0)
+            if x.shape[1] != self.d_in:
+                raise ShapeError(
+                    f"channel mismatch: `x` has {x.shape[1]} channels (axis 1) but the layer "
+                    f"expects d_in = {self.d_in}"
+                )
+            spatial = tuple(int(s) for s in x.shape[2:])
+            out = self.config.output_shape(spatial)          # refuses what PyTorch refuses
+            if any(self._torch_pad):
+                x = F.pad(x, self._torch_pad, mode=self._pad_mode)
+            padded = tuple(int(s) for s in x.shape[2:])
+            tokens = x.flatten(2).transpose(1, 2)                               # (N, n_k, d_in)
+            scores = self.positional_scores(padded, out)                        # (H, n_q, n_k)
+            y = self._attend(tokens, scores)                                    # (N, n_q, d_out)
+            y = y.transpose(1, 2).reshape((y.shape[0], self.d_out) + out)
+            return y[0] if unbatched else y
+
+        def extra_repr(self) -> str:
+            cfg = self.config
+            return (f"n_heads={self.n_heads}, d_head={self.d_head}, d_in={self.d_in}, "
+                    f"d_out={self.d_out}, alpha={self.alpha}, kernel_size={cfg.kernel_size}, "
+                    f"stride={cfg.stride}, padding={cfg.padding!r}, dilation={cfg.dilation}, "
+                    f"groups={cfg.groups}, padding_mode={cfg.padding_mode!r}")
+
+    class SDPAConvAttention(_ConvAttentionBase):
+        """The attention with ``scaled_dot_product_attention`` and a float positional mask."""
+
+        def __init__(self, layer: ConvAttention, dtype: Any) -> None:
+            super().__init__(layer, dtype)
+            m = layer.mhsa
+            self.w_val = nn.Parameter(torch.as_tensor(m.w_val, dtype=dtype).clone())   # (H, d_in, d_head)
+            self.w_out = nn.Parameter(torch.as_tensor(m.w_out, dtype=dtype).clone())   # (H·d_head, d_out)
+            self.b_out = nn.Parameter(torch.as_tensor(m.b_out, dtype=dtype).clone())   # (d_out,)
+
+        def _attend(self, tokens: Any, scores: Any) -> Any:
+            n_b, n_k, _ = tokens.shape
+            n_q = scores.shape[1]
+            values = torch.einsum("bnc,hcd->bhnd", tokens, self.w_val)          # (N, H, n_k, d_head)
+            q = tokens.new_zeros((n_b, self.n_heads, n_q, 1))                   # q·kᵀ = 0: the mask is the score
+            k = tokens.new_zeros((n_b, self.n_heads, n_k, 1))
+            heads = F.scaled_dot_product_attention(q, k, values, attn_mask=self.float_mask(scores))
+            heads = heads.transpose(1, 2).reshape(n_b, n_q, self.n_heads * self.d_head)
+            return heads @ self.w_out + self.b_out                              # (N, n_q, d_out)
+
+    class MultiheadConvAttention(_ConvAttentionBase):
+        """The attention through a stock ``torch.nn.MultiheadAttention``.
+
+        ``embed_dim = n_heads · d_head``, ``kdim = 1``, ``vdim = d_in``, no
+        biases; the query/key projections see zeros, the value projection
+        stacks the ``W_val^(h)``, ``out_proj`` is the identity and a following
+        ``torch.nn.Linear`` applies ``W_out`` and ``b_out`` (the stock module's
+        output width is ``embed_dim``, not ``d_out``).
+        """
+
+        def __init__(self, layer: ConvAttention, dtype: Any) -> None:
+            super().__init__(layer, dtype)
+            m = layer.mhsa
+            e = self.n_heads * self.d_head
+            self.attention = nn.MultiheadAttention(e, self.n_heads, bias=False, kdim=1,
+                                                   vdim=self.d_in, batch_first=True, dtype=dtype)
+            self.output = nn.Linear(e, self.d_out, dtype=dtype)
+            with torch.no_grad():
+                # value = tokens @ W_vᵀ; columns h·d_head … (h+1)·d_head − 1 of it feed head h
+                w_val = torch.as_tensor(m.w_val, dtype=dtype)                   # (H, d_in, d_head)
+                w_v = w_val.permute(1, 0, 2).reshape(self.d_in, e).T           # (e, d_in)
+                a = self.attention
+                if a._qkv_same_embed_dim:     # e == 1 == d_in: one packed (3e, e) projection
+                    a.in_proj_weight.copy_(torch.cat([torch.zeros_like(w_v), torch.zeros_like(w_v), w_v]))
+                else:
+                    a.q_proj_weight.zero_()
+                    a.k_proj_weight.zero_()
+                    a.v_proj_weight.copy_(w_v)
+                self.attention.out_proj.weight.copy_(torch.eye(e, dtype=dtype))
+                self.output.weight.copy_(torch.as_tensor(m.w_out, dtype=dtype).T)
+                self.output.bias.copy_(torch.as_tensor(m.b_out, dtype=dtype))
+
+        def _attend(self, tokens: Any, scores: Any) -> Any:
+            n_b, n_k, _ = tokens.shape
+            n_q = scores.shape[1]
+            if math.isinf(self.beta):
+                # boolean mask, MultiheadAttention's convention: True = may NOT attend
+                mask = scores != scores.amax(dim=-1, keepdim=True)
+            else:
+                mask = self.float_mask(scores)                                  # added to the scores
+            mask = mask.repeat(n_b, 1, 1)                                       # (N·H, n_q, n_k), batch-major
+            query = tokens.new_zeros((n_b, n_q, self.n_heads * self.d_head))
+            key = tokens.new_zeros((n_b, n_k, 1))
+            heads, _ = self.attention(query, key, tokens, attn_mask=mask, need_weights=False)
+            return self.output(heads)                                           # (N, n_q, d_out)
+
+    return SDPAConvAttention, MultiheadConvAttention
+
+
+_CLASSES: tuple[type, type] | None = None
+
+
+def to_torch(layer: ConvAttention, *, route: str = "sdpa", dtype: Any = None) -> Any:
+    """A ``torch.nn.Module`` computing ``layer`` on channels-first tensors.
+
+    The module pads its input with the convolution's padding mode, attends
+    from the kept (cropped, strided) query positions to every key of the
+    padded image with the positional scores as an additive mask, and applies
+    ``W_out`` and the bias (module docstring). Input ``(N, d_in, *spatial)``
+    (``NCL``, ``NCHW`` or ``NCDHW``; the batch axis may be left out, as with
+    ``torch.nn.Conv2d``), output ``(N, d_out, *out_spatial)``: the shapes of
+    the convolution ``layer`` expresses.
+
+    Parameters
+    ----------
+    layer : ConvAttention
+        From :func:`attn_expressivity.conv_to_mhsa` or :func:`from_torch`.
+    route : {"sdpa", "multihead"}, optional
+        ``"sdpa"`` (default): ``torch.nn.functional.scaled_dot_product_attention``
+        with ``(n_heads, n_out, n_padded)`` float masks. ``"multihead"``: a stock
+        ``torch.nn.MultiheadAttention`` (boolean mask for hard attention, where
+        ``True`` means masked; float mask otherwise) followed by a
+        ``torch.nn.Linear`` for ``W_out`` and the bias.
+    dtype : torch.dtype, optional
+        Default: the dtype of ``layer``'s weights (float64 or float32).
+
+    Returns
+    -------
+    torch.nn.Module
+        Its weights are trainable parameters initialised from ``layer``.
+        Memory per call is ``O(n_heads · n_out · n_padded)`` for the mask.
+
+    Raises
+    ------
+    OptionalDependencyError
+        torch is not installed.
+    ParameterTypeError
+        ``layer`` is not a :class:`ConvAttention`, or ``dtype`` is not a
+        floating torch dtype.
+    ParameterValueError
+        Unknown ``route``.
+    UnsupportedConfigurationError
+        A layer with content-dependent scores or a non-quadratic encoding.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = torch.nn.Conv1d(2, 3, 4, stride=2, padding=1, padding_mode="circular",
+    ...                     dtype=torch.float64)
+    >>> x = torch.randn(5, 2, 11, dtype=torch.float64)
+    >>> attn = to_torch(from_torch(m))
+    >>> with torch.no_grad():
+    ...     err = (attn(x) - m(x)).abs().max().item()
+    >>> attn(x).shape, err < 1e-12
+    (torch.Size([5, 3, 5]), True)
+    """
+    global _CLASSES
+    torch = _require_torch()
+    if not isinstance(layer, ConvAttention):
+        raise ParameterTypeError(f"`layer` must be a ConvAttention, got {type(layer).__name__}")
+    if not isinstance(route, str) or route not in _ROUTES:
+        raise ParameterValueError(f"`route` must be one of {_ROUTES}, got {route!r}")
+    if dtype is None:
+        dtype = {np.dtype(np.float32): torch.float32}.get(layer.mhsa.w_val.dtype, torch.float64)
+    elif not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ParameterTypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}")
+    if _CLASSES is None:
+        _CLASSES = _module_classes()
+    cls = _CLASSES[0] if route == "sdpa" else _CLASSES[1]
+    return cls(layer, dtype)
+
+
+# --------------------------------------------------------------------------- cross-check
+
+
+def _torch_conv(layer: ConvAttention, dtype: Any) -> Any:
+    """The ``torch.nn.Conv{1,2,3}d`` with ``layer``'s kernel, bias and hyper-parameters."""
+    torch = _require_torch()
+    cfg = layer.config
+    if cfg.ndim > 3:
+        raise UnsupportedConfigurationError(
+            f"PyTorch has convolution modules for 1, 2 and 3 spatial axes, the layer has {cfg.ndim}"
+        )
+    cls = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)[cfg.ndim - 1]
+    m = cls(cfg.d_in, cfg.d_out, cfg.kernel_size, stride=cfg.stride, padding=cfg.padding,
+            dilation=cfg.dilation, groups=cfg.groups, bias=layer.bias is not None,
+            padding_mode=cfg.padding_mode, dtype=dtype)
+    with torch.no_grad():
+        m.weight.copy_(torch.as_tensor(np.ascontiguousarray(kernel_to_torch(layer.kernel)), dtype=dtype))
+        if layer.bias is not None:
+            m.bias.copy_(torch.as_tensor(layer.bias, dtype=dtype))
+    return m
+
+
+def cross_check(layer: ConvAttention, x: np.ndarray) -> dict[str, float]:
+    """Run ``layer`` and the convolution it expresses in PyTorch on ``x``.
+
+    Builds the ``torch.nn.Conv{1,2,3}d`` with ``layer``'s kernel and
+    hyper-parameters and compares it with :func:`to_torch` (both routes) and
+    with the package's reference :func:`attn_expressivity.conv`.
+
+    Parameters
+    ----------
+    layer : ConvAttention
+    x : ndarray, shape ``(*batch, *spatial, d_in)``
+        Channels last, as for ``layer`` itself; moved to channels first here.
+
+    Returns
+    -------
+    dict
+        ``max_abs_error_sdpa`` and ``max_abs_error_multihead``:
+        ``max |to_torch(layer)(x) − torch conv(x)|`` per route;
+        ``max_abs_error_conv``: ``max |conv(x) − torch conv(x)|``.
+
+    Raises
+    ------
+    OptionalDependencyError
+        torch is not installed.
+    ShapeError, ParameterTypeError, NonFiniteError
+        A bad ``x``.
+
+    Examples
+    --------
+    >>> from attn_expressivity.verify import random_instance
+    >>> w, x, b = random_instance(kernel_size=3, in_channels=2, out_channels=2, image_size=5)
+    >>> errors = cross_check(conv_to_mhsa(w, b, alpha=float("inf")), x)
+    >>> all(e < 1e-12 for e in errors.values())
+    True
+    """
+    torch = _require_torch()
+    from ..config import check_image
+    from ..conv import conv
+
+    if not isinstance(layer, ConvAttention):
+        raise ParameterTypeError(f"`layer` must be a ConvAttention, got {type(layer).__name__}")
+    x = as_float_array(x, "x")
+    cfg = layer.config
+    check_image(x, cfg)
+    dtype = torch.float32 if np.result_type(x, layer.kernel) == np.float32 else torch.float64
+    nd = cfg.ndim
+    batch = x.shape[: x.ndim - nd - 1]
+    xt = torch.as_tensor(np.moveaxis(x.reshape((-1,) + x.shape[len(batch):]), -1, 1).copy(),
+                         dtype=dtype)                                         # (N, d_in, *spatial)
+    ours = conv(x, layer.kernel, layer.bias, stride=cfg.stride, padding=cfg.padding,
+                dilation=cfg.dilation, groups=cfg.groups, padding_mode=cfg.padding_mode)
+    ours_t = torch.as_tensor(np.moveaxis(ours.reshape((-1,) + ours.shape[len(batch):]), -1, 1).copy(),
+                             dtype=dtype)
+    result = {}
+    with torch.no_grad():
+        want = _torch_conv(layer, dtype)(xt)
+        for route in _ROUTES:
+            got = to_torch(layer, route=route, dtype=dtype)(xt)
+            result[f"max_abs_error_{route}"] = float((got - want).abs().max())
+        result["max_abs_error_conv"] = float((ours_t - want).abs().max())
+    return result
