@@ -10,6 +10,7 @@ the window of queries whose targets lie inside it, and subsample by the stride.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -235,7 +236,8 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         ``d_head`` below the rank of some kernel slice (the message names the
         shift, its rank and the minimum).
     ShapeError, ParameterTypeError, ParameterValueError, NonFiniteError
-        As for :func:`attn_expressivity.conv`, and for a negative or NaN ``alpha``.
+        As for :func:`attn_expressivity.conv`, and for a negative or NaN ``alpha``
+        or ``rank_tol`` (an infinite ``rank_tol`` too).
 
     Examples
     --------
@@ -257,8 +259,14 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         bias = as_float_array(bias, "bias")
         if bias.shape != (cfg.d_out,):
             raise ShapeError(f"`bias` must have shape ({cfg.d_out},), got {bias.shape}")
-    if rank_tol is not None and not (isinstance(rank_tol, (int, float)) and rank_tol >= 0):
-        raise ParameterTypeError(f"`rank_tol` must be a number >= 0 or None, got {rank_tol!r}")
+    if rank_tol is not None:
+        if isinstance(rank_tol, bool) or not isinstance(rank_tol, numbers.Real):
+            raise ParameterTypeError(
+                f"`rank_tol` must be a real number >= 0 or None, got {type(rank_tol).__name__} {rank_tol!r}"
+            )
+        if not (math.isfinite(rank_tol) and rank_tol >= 0):
+            raise ParameterValueError(f"`rank_tol` must be a finite number >= 0 or None, got {rank_tol!r}")
+        rank_tol = float(rank_tol)
     shifts = shift_set(cfg.kernel_size, dilation=cfg.dilation)              # (H, D)
     mats = head_matrices(weight, cfg.groups)                                # (H, d_in, d_out)
     w_val, w_out, ranks = _factorise(mats, d_head, rank_tol, shifts)
