@@ -230,3 +230,30 @@ def test_rejected_like_pytorch(w_shape, x_shape, kwargs, exc, match):
         conv(x, w, **kwargs)
     with pytest.raises(exc, match=match):
         conv_to_mhsa(w, alpha=1.0, **kwargs)(x)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--ndim", "1", "--kernel-size", "4", "--padding-mode", "reflect", "--dilation", "2"],
+    ["--kernel-size", "3x5", "--image-size", "9x11", "--stride", "2x1", "--padding", "1x2",
+     "--padding-mode", "replicate", "--groups", "2", "--no-bias"],
+    ["--ndim", "3", "--kernel-size", "2", "--image-size", "5x4x3", "--padding", "valid", "--alpha", "inf"],
+    ["--kernel-size", "2x2", "--padding", "same", "--dilation", "2", "--padding-mode", "circular", "--alpha", "4"],
+])
+def test_cli_verify_every_hyperparameter(argv, capsys):
+    from attn_expressivity.cli import main
+
+    assert main(["verify", "--in-channels", "2", "--out-channels", "4", "--image-size", "7", *argv]) == 0
+    assert "PASS: error <= bound" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["--kernel-size", "3", "--stride", "2"], "padding='same' is not supported for strided"),
+    (["--ndim", "3", "--kernel-size", "3x5"], "sequence of 3 ints"),
+    (["--padding-mode", "symmetric"], "padding_mode"),
+])
+def test_cli_verify_rejects_like_pytorch(argv, match, capsys):
+    from attn_expressivity.cli import main
+
+    assert main(["verify", "--image-size", "6", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err

@@ -32,6 +32,9 @@ except ImportError:  # pragma: no cover - CI has torch
 
 needs_torch = pytest.mark.skipif(torch is None, reason="needs torch (pip install torch==2.13.0)")
 
+# PyTorch notes that even kernels with padding="same" copy the input; expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+
 MODES = ["zeros", "reflect", "replicate", "circular"]
 
 
@@ -264,3 +267,44 @@ def test_content_terms_unsupported():
     layer.mhsa.w_key = np.ones_like(layer.mhsa.w_key)
     with pytest.raises(UnsupportedConfigurationError, match="purely positional"):
         to_torch(layer)
+
+
+@needs_torch
+@pytest.mark.parametrize("argv", [
+    [],
+    ["--ndim", "1", "--kernel-size", "4", "--padding-mode", "reflect", "--dilation", "2"],
+    ["--ndim", "3", "--kernel-size", "2x3x2", "--image-size", "5", "--stride", "2x1x2",
+     "--padding", "1x0x2", "--padding-mode", "circular", "--groups", "2", "--alpha", "6"],
+])
+def test_cli_verify_torch(argv, capsys):
+    import json
+
+    from attn_expressivity.cli import main
+
+    small = ["--in-channels", "2", "--out-channels", "4", "--image-size", "7"]
+    assert main(["verify", "--torch", *small, *argv]) == 0
+    assert "PASS: PyTorch errors <= bound" in capsys.readouterr().out
+    assert main(["verify", "--torch", "--json", *small, *argv]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["torch"]["holds"] is True
+    assert max(report["torch"][k] for k in ("max_abs_error_sdpa", "max_abs_error_multihead")) <= report["bound"]
+
+
+@needs_torch
+def test_cli_verify_torch_fails_beyond_bound(monkeypatch, capsys):
+    import attn_expressivity.interop.torch as interop
+    from attn_expressivity.cli import main
+
+    monkeypatch.setattr(interop, "cross_check", lambda layer, x: {
+        "max_abs_error_sdpa": 1.0, "max_abs_error_multihead": 0.0, "max_abs_error_conv": 0.0})
+    assert main(["verify", "--torch", "--image-size", "6"]) == 1
+    assert "FAIL: PyTorch errors > bound" in capsys.readouterr().out
+
+
+def test_cli_verify_torch_without_torch_is_usage_error(monkeypatch, capsys):
+    from attn_expressivity.cli import main
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(["verify", "--torch", "--image-size", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install torch==2.13.0" in err

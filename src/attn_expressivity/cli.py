@@ -96,6 +96,9 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bias", action="store_true", help="convolution without bias")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--torch", action="store_true",
+                   help="also run the layer in PyTorch (to_torch, both routes) against torch.nn.ConvNd; "
+                        "fails when it disagrees beyond the bound (needs torch==2.13.0)")
     p.set_defaults(run=_run_verify)
 
 
@@ -112,16 +115,32 @@ def _run_verify(args: argparse.Namespace) -> int:
     if alpha is None:
         # default: the smallest alpha whose leak per head is at most float64's unit roundoff
         alpha = alpha_for_tolerance(2.0**-52, inst.weight.ndim - 2)
-    report = verify(
-        inst.weight, inst.x, inst.bias, alpha=alpha, stride=_scalar(args.stride),
-        padding=_scalar(args.padding), dilation=_scalar(args.dilation), groups=args.groups,
-        padding_mode=args.padding_mode,
-    )
+    options = dict(stride=_scalar(args.stride), padding=_scalar(args.padding),
+                   dilation=_scalar(args.dilation), groups=args.groups, padding_mode=args.padding_mode)
+    report = verify(inst.weight, inst.x, inst.bias, alpha=alpha, **options)
+    torch_errors: dict[str, float] | None = None
+    if args.torch:
+        from .construction import conv_to_mhsa
+        from .interop.torch import cross_check
+
+        layer = conv_to_mhsa(inst.weight, inst.bias, alpha=alpha, **options)
+        torch_errors = cross_check(layer, inst.x)
+    torch_holds = torch_errors is None or all(e <= report.bound for e in torch_errors.values())
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        out = report.to_dict()
+        if torch_errors is not None:
+            out["torch"] = dict(torch_errors, holds=torch_holds)
+        print(json.dumps(out, indent=2))
     else:
         print(report.summary())
-    return EXIT_OK if report.holds else EXIT_FAIL
+        if torch_errors is not None:
+            print(f"  PyTorch: max |to_torch(layer) - torch conv|  "
+                  f"{torch_errors['max_abs_error_sdpa']:.3e} (SDPA), "
+                  f"{torch_errors['max_abs_error_multihead']:.3e} (MultiheadAttention); "
+                  f"max |conv - torch conv| {torch_errors['max_abs_error_conv']:.3e}")
+            print(f"  {'PASS' if torch_holds else 'FAIL'}: PyTorch errors "
+                  f"{'<=' if torch_holds else '>'} bound")
+    return EXIT_OK if report.holds and torch_holds else EXIT_FAIL
 
 
 def _scalar(value: object) -> object:
