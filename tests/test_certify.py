@@ -147,3 +147,37 @@ def test_fallback_without_flint(monkeypatch):
                            rng.standard_normal((3, 3, 1)))
     assert report.backend == "mpmath" and report.holds
     assert enc.lower <= enc.upper
+
+
+def test_verify_certify_and_size_refusal():
+    from attn_expressivity import verify
+    from attn_expressivity.verify import random_instance
+
+    w, x, b = random_instance(kernel_size=3, in_channels=2, out_channels=2, image_size=6)
+    report = verify(w, x, b, alpha=20.0, certify=True, backend="mpmath")
+    assert report.holds and report.certificate.holds and report.certificate.backend == "mpmath"
+    assert "CERTIFIED" in report.summary() and report.to_dict()["certificate"]["n_certified"] == 72
+    w, x, b = random_instance(kernel_size=3, in_channels=2, out_channels=2, image_size=16)
+    with pytest.raises(CertificationSizeError, match="limited to 600,000"):
+        verify(w, x, b, alpha=20.0, certify=True)
+    with pytest.raises(ParameterTypeError, match="`certify` must be True or False, got str"):
+        verify(w, x, b, alpha=20.0, certify="yes")
+
+
+def test_cli_alpha_and_verify_certify(capsys):
+    import json
+
+    from attn_expressivity import alpha_for_tolerance
+    from attn_expressivity.cli import main
+
+    assert main(["alpha", "--tolerance", "1e-6", "--scale", "3", "--backend", "mpmath", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["alpha"] == alpha_for_tolerance(1e-6, 2, scale=3.0)
+    assert main(["alpha", "--tolerance", "1e-6"]) == 0
+    assert capsys.readouterr().out.startswith(f"alpha = {alpha_for_tolerance(1e-6, 2)!r}")
+    assert main(["verify", "--image-size", "5", "--in-channels", "2", "--out-channels", "2",
+                 "--certify", "--backend", "mpmath"]) == 0
+    assert "CERTIFIED" in capsys.readouterr().out
+    assert main(["verify", "--certify"]) == 2
+    assert "limited to 600,000 ball operations" in capsys.readouterr().err
+    assert main(["alpha"]) == 2 and "one of the arguments" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import sys
 
 def test_import_is_light():
     code = ("import sys, attn_expressivity; "
-            "heavy = [m for m in ('sympy', 'torch', 'matplotlib', 'hypothesis', 'pytest') if m in sys.modules]; "
+            "heavy = [m for m in ('sympy', 'torch', 'matplotlib', 'hypothesis', 'pytest', 'flint', 'mpmath') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

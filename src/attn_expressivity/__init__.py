@@ -15,7 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from .attention import MultiHeadSelfAttention
-from .bounds import alpha_for_tolerance, leak_bound
+from .bounds import (
+    alpha_for_tolerance,
+    dtype_alpha_table,
+    leak_bound,
+    scale_factor,
+    scale_from_bound,
+)
+from .certify import CertificationReport, Enclosure, certified_leak_bound, certify_layer
 from .construction import ConvAttention, conv_to_mhsa
 from .conv import conv
 from .encoding import quadratic_encoding, quadratic_head_vectors
@@ -38,8 +45,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttnExpressivityError",
+    "CertificationReport",
     "CertificationSizeError",
     "ConvAttention",
+    "Enclosure",
     "HeadDimensionError",
     "MultiHeadSelfAttention",
     "NonFiniteError",
@@ -51,12 +60,17 @@ __all__ = [
     "UnsupportedConfigurationError",
     "VerifyReport",
     "alpha_for_tolerance",
+    "certified_leak_bound",
+    "certify_layer",
     "conv",
     "conv_to_mhsa",
+    "dtype_alpha_table",
     "from_torch",
     "leak_bound",
     "quadratic_encoding",
     "quadratic_head_vectors",
+    "scale_factor",
+    "scale_from_bound",
     "shift_set",
     "to_torch",
     "verify",

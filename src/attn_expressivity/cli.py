@@ -99,6 +99,11 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--torch", action="store_true",
                    help="also run the layer in PyTorch (to_torch, both routes) against torch.nn.ConvNd; "
                         "fails when it disagrees beyond the bound (needs torch==2.13.0)")
+    p.add_argument("--certify", action="store_true",
+                   help="also prove |MHSA - conv| <= eps elementwise in ball arithmetic "
+                        "(small instances only, e.g. --image-size 8 --in-channels 4 --out-channels 4)")
+    p.add_argument("--backend", choices=("flint", "mpmath"), default=None,
+                   help="ball arithmetic for --certify (default: flint when installed, else mpmath)")
     p.set_defaults(run=_run_verify)
 
 
@@ -117,7 +122,8 @@ def _run_verify(args: argparse.Namespace) -> int:
         alpha = alpha_for_tolerance(2.0**-52, inst.weight.ndim - 2)
     options = dict(stride=_scalar(args.stride), padding=_scalar(args.padding),
                    dilation=_scalar(args.dilation), groups=args.groups, padding_mode=args.padding_mode)
-    report = verify(inst.weight, inst.x, inst.bias, alpha=alpha, **options)
+    report = verify(inst.weight, inst.x, inst.bias, alpha=alpha, certify=args.certify,
+                    backend=args.backend, **options)
     torch_errors: dict[str, float] | None = None
     if args.torch:
         from .construction import conv_to_mhsa
@@ -233,9 +239,49 @@ def _run_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- alpha
+
+
+def _add_alpha(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("alpha", help="the certified alpha a tolerance needs, or the per-dtype table")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--tolerance", type=_positive_float, default=None,
+                      help="target error: the smallest alpha with 2 * leak_bound(alpha) * scale <= TOL")
+    what.add_argument("--dtypes", action="store_true",
+                      help="per float type: alpha from the bound and alpha measured in that type")
+    p.add_argument("--ndim", type=int, default=2, help="spatial dimensions D (default 2)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="data factor S = sum_h max_k |x_k W_h|_inf (default 1: error relative to S)")
+    p.add_argument("--backend", choices=("flint", "mpmath"), default=None,
+                   help="ball arithmetic (default: flint when installed, else mpmath)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=_run_alpha)
+
+
+def _run_alpha(args: argparse.Namespace) -> int:
+    from .bounds import ALPHA_RESOLUTION, alpha_for_tolerance, dtype_alpha_table, format_dtype_table
+    from .certify import _select_backend
+
+    if args.dtypes:
+        rows = dtype_alpha_table(ndim=args.ndim)
+        print(json.dumps(rows, indent=2) if args.json else format_dtype_table(rows))
+        return EXIT_OK
+    backend = _select_backend(args.backend).name
+    alpha = alpha_for_tolerance(args.tolerance, args.ndim, scale=args.scale, backend=backend)
+    if args.json:
+        print(json.dumps({"alpha": alpha, "tolerance": args.tolerance, "ndim": args.ndim,
+                          "scale": args.scale, "backend": backend,
+                          "resolution": ALPHA_RESOLUTION}, indent=2))
+    else:
+        print(f"alpha = {alpha!r}  (proved in ball arithmetic with {backend}: "
+              f"2 * leak_bound(alpha, {args.ndim}) * {args.scale!r} <= {args.tolerance!r}; "
+              f"smallest to a relative {ALPHA_RESOLUTION:g})")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- main
 
-_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify, _add_prove, _add_derive, _add_plot]
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify, _add_prove, _add_derive, _add_plot, _add_alpha]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,6 +45,7 @@ import numpy as np
 
 from ._validation import as_alpha, as_float_array, as_int, as_int_tuple
 from .bounds import gamma, leak_bound, unit_roundoff
+from .certify import CertificationReport, certify_layer
 from .config import check_image
 from .construction import ConvAttention, conv_to_mhsa, head_matrices
 from .conv import conv
@@ -69,7 +70,11 @@ class VerifyReport:
     bound : float
         ``leak_term + rounding_term + factorisation_term``.
     holds : bool
-        ``max_abs_error <= bound``.
+        ``max_abs_error <= bound`` (and, with ``certify=True``, the certificate holds).
+    certificate : CertificationReport or None
+        With ``verify(..., certify=True)``: the ball-arithmetic proof of
+        ``|MHSA_exact − conv_exact| <= ε`` element by element
+        (:func:`attn_expressivity.certify.certify_layer`).
     """
 
     config: dict[str, Any]
@@ -85,6 +90,7 @@ class VerifyReport:
     holds: bool
     path: str = "dense"
     seconds: dict[str, float] = field(default_factory=dict)
+    certificate: CertificationReport | None = None
 
     @property
     def ratio(self) -> float:
@@ -116,6 +122,8 @@ class VerifyReport:
             f"  leak per head <=    {self.leak:.3e}",
             f"  {'PASS' if self.holds else 'FAIL'}: error {'<=' if self.holds else '>'} bound",
         ]
+        if self.certificate is not None:
+            lines.append("  " + self.certificate.summary().replace("\n", "\n  "))
         return "\n".join(lines)
 
 
@@ -245,7 +253,8 @@ _U64 = 2.0**-53
 
 
 def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *, alpha: float,
-           d_head: int | str | None = None, **conv_options: Any) -> VerifyReport:
+           d_head: int | str | None = None, certify: bool = False, backend: str | None = None,
+           **conv_options: Any) -> VerifyReport:
     """Check Theorem 1 on one instance: ``|MHSA(x) − conv(x)| <= bound`` elementwise.
 
     Parameters
@@ -257,6 +266,12 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
         Inverse width in ``[0, ∞]``.
     d_head : int, "paper" or None, optional
         As for :func:`attn_expressivity.conv_to_mhsa`.
+    certify : bool, optional
+        Also prove ``|MHSA_exact(x) − conv_exact(x)| <= ε`` element by element
+        in ball arithmetic (:func:`attn_expressivity.certify.certify_layer`);
+        small instances only.
+    backend : {"flint", "mpmath"} or None, optional
+        Ball-arithmetic library for ``certify=True`` (None: flint when installed).
     **conv_options
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``.
 
@@ -269,6 +284,9 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
     ShapeError, ParameterTypeError, ParameterValueError, NonFiniteError, HeadDimensionError
         As for :func:`attn_expressivity.conv_to_mhsa` and :func:`attn_expressivity.conv`;
         ``ParameterTypeError`` also for an unknown keyword.
+    CertificationSizeError
+        ``certify=True`` on an instance above
+        :data:`attn_expressivity.certify.MAX_CERTIFY_WORK` ball operations.
 
     Examples
     --------
@@ -287,10 +305,15 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
             f"unknown convolution option(s) {sorted(unknown)}; expected some of {sorted(allowed)}"
         )
     alpha = as_alpha(alpha)
+    if not isinstance(certify, bool):
+        from .errors import ParameterTypeError
+
+        raise ParameterTypeError(f"`certify` must be True or False, got {type(certify).__name__}")
     t0 = time.perf_counter()
     layer = conv_to_mhsa(weight, bias, alpha=alpha, d_head=d_head, **conv_options)
     x = as_float_array(x, "x")
     check_image(x, layer.config)
+    certificate = certify_layer(layer, x, backend=backend) if certify else None
     t1 = time.perf_counter()
     got = layer(x)
     t2 = time.perf_counter()
@@ -315,8 +338,10 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
         config=cfg, max_abs_error=max_err, max_abs_error_interior=interior,
         max_abs_error_border=border, bound=terms["bound"], leak_term=terms["leak_term"],
         rounding_term=terms["rounding_term"], factorisation_term=terms["factorisation_term"],
-        leak=terms["leak"], scale=terms["scale"], holds=bool(max_err <= terms["bound"]),
+        leak=terms["leak"], scale=terms["scale"],
+        holds=bool(max_err <= terms["bound"]) and (certificate is None or certificate.holds),
         seconds={"construct": t1 - t0, "attention": t2 - t1, "conv": t3 - t2, "bound": t4 - t3},
+        certificate=certificate,
     )
 
 
