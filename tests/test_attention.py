@@ -114,7 +114,7 @@ def test_bad_shapes_and_types():
         MultiHeadSelfAttention(**dict(w, w_out=np.zeros((3, 2))))
     with pytest.raises(ParameterValueError, match="`ndim` is required"):
         MultiHeadSelfAttention(**w, encoding=lambda d: d)
-    with pytest.raises(ParameterValueError, match="'quadratic' or a callable, got 'sinusoid'"):
+    with pytest.raises(ParameterValueError, match="'quadratic', 'anisotropic' or a callable, got 'sinusoid'"):
         MultiHeadSelfAttention(**w, encoding="sinusoid")
     with pytest.raises(ParameterValueError, match="beta"):
         MultiHeadSelfAttention(**w, beta=-1.0)

@@ -14,6 +14,38 @@ with no ``1/√d_k`` scaling (as in the paper). The output is
 ``MHSA(X)_q = b_out + concat_h[softmax(β A^(h))_q X W_val^(h)] W_out``, where
 ``β`` is an inverse temperature (1 by default; ``β = ∞`` is the hard-attention
 limit: uniform weight on the maximal scores).
+
+**Two exact paths.** ``"dense"`` forms every score of a chunk of queries against
+all ``n`` keys (``O(n²)`` per head, scratch bounded by ``memory_budget``).
+``"separable"`` applies to layers whose scores are sums of per-axis functions of
+the offset, ``A_{q,k} = Σ_i f_i(k_i − q_i)``: the quadratic encoding
+``r_δ = (‖δ‖², δ)`` (``v·(r_δŴ) = c_0‖δ‖² + Σ_i c_iδ_i = Σ_i (c_0δ_i² + c_iδ_i)``,
+``c = Ŵv``) or the anisotropic encoding with zero cross coefficients (a
+diagonal ``Σ⁻¹``), and no content terms. Over the rectangular key set
+``K = K_1 × … × K_D`` (the whole, possibly padded, image),
+
+.. math::
+    \\mathrm{softmax}_k(\\beta A_{q,k})
+      = \\frac{\\prod_i e^{\\beta f_i(k_i - q_i)}}
+             {\\sum_{k' \\in K} \\prod_i e^{\\beta f_i(k'_i - q_i)}}
+      = \\prod_i \\frac{e^{\\beta f_i(k_i - q_i)}}{\\sum_{k'_i \\in K_i} e^{\\beta f_i(k'_i - q_i)}}
+      = \\prod_i P^{(i)}_{q_i, k_i},
+
+because a sum over a product set of a product of per-axis factors is the
+product of the per-axis sums. So the attention matrix is the Kronecker product
+``P^(1) ⊗ … ⊗ P^(D)`` of ``D`` one-dimensional softmax matrices
+(``L_i × L_i``, ``L_i`` the side along axis ``i``), and a head is applied as
+``D`` successive one-dimensional attentions, one contraction per axis:
+``O(n Σ_i L_i)`` per head instead of ``O(n²)``. For ``β = ∞`` the argmax set of
+``Σ_i f_i`` over a product set is the product of the per-axis argmax sets, and
+the uniform distribution on a product is the product of the uniform
+distributions, so the identity holds in the limit too. Each ``P^(i)`` subtracts
+its own row maximum before ``exp`` (any per-query constant leaves a softmax
+unchanged).
+
+``path="auto"`` (the default) runs the separable path when it applies and the
+dense path otherwise; :meth:`MultiHeadSelfAttention.select_path` says which, and
+:attr:`MultiHeadSelfAttention.last_path` records the path of the last call.
 """
 
 from __future__ import annotations
@@ -23,20 +55,27 @@ import numbers
 from collections.abc import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ._validation import as_float_array, as_int
-from .encoding import quadratic_encoding
+from .encoding import anisotropic_encoding, quadratic_encoding
 from .errors import (
     NonFiniteError,
+    NotSeparableError,
     ParameterTypeError,
     ParameterValueError,
     ShapeError,
 )
 
-__all__ = ["MultiHeadSelfAttention", "DEFAULT_MEMORY_BUDGET", "stable_softmax"]
+__all__ = ["MultiHeadSelfAttention", "DEFAULT_MEMORY_BUDGET", "PATHS", "stable_softmax"]
 
-#: Default bound, in bytes, on the scratch memory of one chunk of queries.
+#: Default bound, in bytes, on the scratch memory of one chunk of queries (64 MiB).
 DEFAULT_MEMORY_BUDGET = 64 * 2**20
+
+#: The values of ``path`` accepted by :meth:`MultiHeadSelfAttention.__call__`.
+PATHS = ("auto", "dense", "separable")
+
+_ENCODINGS = {"quadratic": quadratic_encoding, "anisotropic": anisotropic_encoding}
 
 Encoding = Callable[[np.ndarray], np.ndarray]
 
@@ -67,6 +106,10 @@ def stable_softmax(scores: np.ndarray, beta: float = 1.0) -> np.ndarray:
     [[0.5, 0.5, 0.0]]
     """
     top = scores.max(axis=-1, keepdims=True)
+    if beta == 0.0:
+        # uniform weights; (s − max)·0 would turn an infinite gap into NaN
+        scores[...] = 1.0 / scores.shape[-1]
+        return scores
     if beta == math.inf:
         hit = scores == top
         return hit / hit.sum(axis=-1, keepdims=True)
@@ -79,6 +122,17 @@ def stable_softmax(scores: np.ndarray, beta: float = 1.0) -> np.ndarray:
         np.exp(scores, out=scores)
     scores /= scores.sum(axis=-1, keepdims=True)
     return scores
+
+
+def _exp_floor(dtype: np.dtype) -> float:
+    """``⌈ln tiny⌉``: exponents below it are flushed to weight 0 (``-708`` in float64).
+
+    A flushed weight is below ``e^{⌈ln tiny⌉} < e · tiny`` (``tiny`` the smallest
+    normal number), an absolute perturbation that
+    :func:`attn_expressivity.verify.error_bound` accounts for; it keeps ``exp``
+    and the matrix products out of the slow subnormal range.
+    """
+    return float(math.ceil(math.log(np.finfo(dtype).tiny)))
 
 
 def _weight(value: object, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -101,26 +155,39 @@ class MultiHeadSelfAttention:
     w_out : ndarray, shape ``(n_heads * d_head, d_out)``
         Row block ``h`` (rows ``h·d_head … (h+1)·d_head − 1``) is ``W_out^(h)``.
     b_out : ndarray, shape ``(d_out,)``
-    encoding : "quadratic" or callable, optional
-        ``"quadratic"``: ``r_δ = (‖δ‖², δ_1, …, δ_D)`` with ``d_p = D + 1``. A
-        callable maps an integer offset array ``(..., D)`` to ``(..., d_p)``.
+    encoding : "quadratic", "anisotropic" or callable, optional
+        ``"quadratic"``: ``r_δ = (‖δ‖², δ_1, …, δ_D)`` with ``d_p = D + 1``.
+        ``"anisotropic"``: ``r_δ = (δ, δ_1², …, δ_D², δ_iδ_j (i < j))`` with
+        ``d_p = D(D + 3)/2`` (:func:`attn_expressivity.encoding.anisotropic_encoding`).
+        A callable maps an integer offset array ``(..., D)`` to ``(..., d_p)``.
     ndim : int, optional
-        Number of spatial axes ``D``; inferred as ``d_p − 1`` for the quadratic
-        encoding, required for a callable.
+        Number of spatial axes ``D``; inferred from ``d_p`` for the named
+        encodings, required for a callable.
     beta : float, optional
         Inverse temperature multiplying all scores (default 1; ``inf`` for hard
         attention).
     memory_budget : int, optional
-        Bytes of scratch memory per chunk of queries (default
-        :data:`DEFAULT_MEMORY_BUDGET`); peak extra memory is about this plus
-        ``O(n · n_heads · (d_k + d_head))`` per image, whatever the image size.
+        Bytes of scratch memory per chunk of queries on the dense path (default
+        :data:`DEFAULT_MEMORY_BUDGET`, 64 MiB); the chunk size is chosen from it
+        (:meth:`chunk_size`), so the score scratch never exceeds it whatever the
+        image size. Beyond it the dense path holds ``O(n · (d_in + d_head +
+        d_out))`` per image without content terms and ``O(n · n_heads · (d_k +
+        d_head))`` with them; the separable path holds ``O(n · (d_in + d_head +
+        d_out) + Σ_i L_i²)``.
+
+    Attributes
+    ----------
+    last_path : str or None
+        ``"dense"`` or ``"separable"``: the path the last call ran (None before
+        the first call).
 
     Raises
     ------
     ShapeError
         Weights whose shapes do not fit together.
     ParameterTypeError, ParameterValueError, NonFiniteError
-        Non-floating or non-finite weights, a bad encoding, ``beta`` or ``ndim``.
+        Non-floating or non-finite weights, a bad encoding, ``beta``, ``ndim``
+        or ``memory_budget``.
 
     Examples
     --------
@@ -136,6 +203,8 @@ class MultiHeadSelfAttention:
     >>> x = np.arange(12.0).reshape(3, 4, 1)
     >>> np.round(layer(x)[0, :, 0], 12).tolist()     # row 0: x[0, q+1], the last pixel attends to itself
     [1.0, 2.0, 3.0, 3.0]
+    >>> layer.last_path, bool(np.allclose(layer(x, path="dense"), layer(x), rtol=1e-13, atol=0))
+    ('separable', True)
     """
 
     def __init__(self, w_qry, w_key, w_key_hat, u, v, w_val, w_out, b_out,
@@ -171,19 +240,26 @@ class MultiHeadSelfAttention:
             )
 
         if isinstance(encoding, str):
-            if encoding != "quadratic":
+            if encoding not in _ENCODINGS:
                 raise ParameterValueError(
-                    f"`encoding` must be 'quadratic' or a callable, got {encoding!r}"
+                    f"`encoding` must be 'quadratic', 'anisotropic' or a callable, got {encoding!r}"
                 )
-            if d_p < 2:
-                raise ShapeError(f"the quadratic encoding needs d_p = ndim + 1 >= 2, got d_p = {d_p}")
-            if ndim is not None and as_int(ndim, "ndim", minimum=1) != d_p - 1:
+            # d_p = D + 1 (quadratic) or D(D + 3)/2 (anisotropic)
+            dims = {"quadratic": lambda dd: dd + 1, "anisotropic": lambda dd: dd * (dd + 3) // 2}
+            d_of = dims[encoding]
+            inferred = next((dd for dd in range(1, d_p + 1) if d_of(dd) == d_p), None)
+            if inferred is None:
                 raise ShapeError(
-                    f"the quadratic encoding in {ndim} dimensions has d_p = {ndim + 1}, "
+                    f"the {encoding} encoding has d_p = {d_of(1)}, {d_of(2)}, {d_of(3)}, ... "
+                    f"for 1, 2, 3, ... dimensions, but `w_key_hat` has d_p = {d_p}"
+                )
+            if ndim is not None and as_int(ndim, "ndim", minimum=1) != inferred:
+                raise ShapeError(
+                    f"the {encoding} encoding in {ndim} dimensions has d_p = {d_of(ndim)}, "
                     f"but `w_key_hat` has d_p = {d_p}"
                 )
-            self.ndim = d_p - 1
-            self._encode: Encoding = quadratic_encoding
+            self.ndim = inferred
+            self._encode: Encoding = _ENCODINGS[encoding]
         elif callable(encoding):
             if ndim is None:
                 raise ParameterValueError("`ndim` is required with a callable encoding")
@@ -191,13 +267,15 @@ class MultiHeadSelfAttention:
             self._encode = encoding
         else:
             raise ParameterTypeError(
-                f"`encoding` must be 'quadratic' or a callable, got {type(encoding).__name__}"
+                "`encoding` must be 'quadratic', 'anisotropic' or a callable, "
+                f"got {type(encoding).__name__}"
             )
         self.encoding = encoding
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not float(beta) >= 0:
             raise ParameterValueError(f"`beta` must be a real number in [0, inf], got {beta!r}")
         self.beta = float(beta)
         self.memory_budget = as_int(memory_budget, "memory_budget", minimum=1)
+        self.last_path: str | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -241,33 +319,156 @@ class MultiHeadSelfAttention:
         return MultiHeadSelfAttention(*w, encoding=self.encoding, ndim=self.ndim, beta=self.beta,
                                       memory_budget=self.memory_budget)
 
+    # ------------------------------------------------------------------ structure
+    def position_coefficients(self) -> np.ndarray:
+        """``c^(h) = Ŵ_key^(h) v^(h)``: term 4 is ``c^(h) · r_δ``.
+
+        Returns
+        -------
+        ndarray, shape ``(n_heads, d_p)``
+        """
+        return np.einsum("hpk,hk->hp", self.w_key_hat, self.v)
+
+    def axis_coefficients(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-axis form of term 4, ``c^(h)·r_δ = Σ_i (a_{h,i} δ_i² + b_{h,i} δ_i)``.
+
+        Returns
+        -------
+        (a, b) : tuple of ndarray, each of shape ``(n_heads, ndim)``, or None
+            None when term 4 is not a sum of per-axis functions of the offset:
+            a callable encoding, or the anisotropic encoding with a non-zero
+            cross coefficient ``δ_iδ_j``.
+
+        Examples
+        --------
+        >>> from attn_expressivity import conv_to_mhsa
+        >>> layer = conv_to_mhsa(np.ones((1, 3, 1, 1)), alpha=2.0).mhsa
+        >>> a, b = layer.axis_coefficients()
+        >>> a[0].tolist(), b[0].tolist()          # Δ = (0, -1): -2δ_1² - 2δ_2² - 4δ_2
+        ([-2.0, -2.0], [-0.0, -4.0])
+        """
+        if callable(self.encoding):
+            return None
+        c = self.position_coefficients()                                     # (H, d_p)
+        D = self.ndim
+        if self.encoding == "quadratic":
+            # c_0‖δ‖² + Σ_i c_i δ_i = Σ_i (c_0 δ_i² + c_i δ_i)
+            return np.repeat(c[:, :1], D, axis=1), c[:, 1:]
+        if np.any(c[:, 2 * D:]):                                            # cross terms δ_iδ_j
+            return None
+        return c[:, D:2 * D], c[:, :D]
+
+    def _not_separable_reason(self) -> str | None:
+        if callable(self.encoding):
+            return "its encoding is a callable, which is not known to split over the axes"
+        if self.has_content_terms:
+            return "it has content terms (w_qry, w_key and u are not all zero)"
+        if self.axis_coefficients() is None:
+            return "its anisotropic encoding has non-zero cross coefficients (a non-diagonal Σ⁻¹)"
+        return None
+
+    @property
+    def is_separable(self) -> bool:
+        """Whether every head's score is a sum of per-axis functions of the offset.
+
+        True for the quadratic encoding, and for the anisotropic encoding with
+        zero cross coefficients, when no content term is present.
+        """
+        return self._not_separable_reason() is None
+
+    def select_path(self, path: str = "auto") -> str:
+        """The path a call with ``path`` runs: ``"dense"`` or ``"separable"``.
+
+        Parameters
+        ----------
+        path : {"auto", "dense", "separable"}
+            ``"auto"`` picks ``"separable"`` when :attr:`is_separable`, else ``"dense"``.
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        ParameterTypeError
+            ``path`` not a string.
+        ParameterValueError
+            ``path`` not one of :data:`PATHS`.
+        NotSeparableError
+            ``path="separable"`` for a layer that is not separable (the message says why).
+
+        Examples
+        --------
+        >>> from attn_expressivity import conv_to_mhsa
+        >>> layer = conv_to_mhsa(np.ones((3, 3, 1, 1)), alpha=5.0).mhsa
+        >>> layer.select_path(), layer.select_path("dense")
+        ('separable', 'dense')
+        """
+        if not isinstance(path, str):
+            raise ParameterTypeError(f"`path` must be one of {PATHS}, got {type(path).__name__}")
+        if path not in PATHS:
+            raise ParameterValueError(f"`path` must be one of {PATHS}, got {path!r}")
+        if path == "dense":
+            return path
+        reason = self._not_separable_reason()
+        if path == "auto":
+            return "dense" if reason else "separable"
+        if reason:
+            raise NotSeparableError(
+                "path='separable' needs scores that are sums of per-axis functions of the "
+                f"offset (quadratic or diagonal anisotropic encoding, no content terms); "
+                f"this layer is not separable: {reason}. Use path='dense' or 'auto'"
+            )
+        return path
+
     # ------------------------------------------------------------------ evaluation
-    def __call__(self, x: np.ndarray, *, path: str = "dense") -> np.ndarray:
+    def __call__(self, x: np.ndarray, *, path: str = "auto") -> np.ndarray:
         """Attend over all tokens of ``x``.
 
         Parameters
         ----------
         x : ndarray, shape ``(*batch, *spatial, d_in)``
             ``len(spatial) == self.ndim``; real floating point, finite.
-        path : {"dense"}, optional
-            The general chunked computation.
+        path : {"auto", "dense", "separable"}, optional
+            ``"dense"``: the general chunked ``O(n²)`` computation.
+            ``"separable"``: ``ndim`` successive one-dimensional attentions (module
+            docstring), for separable layers only. ``"auto"`` (default): the
+            separable path when :attr:`is_separable`, else the dense one. The path
+            that ran is stored in :attr:`last_path`.
 
         Returns
         -------
         ndarray, shape ``(*batch, *spatial, d_out)``
+            In the result dtype of ``x`` and the weights (float64 for float64
+            weights; a layer from :meth:`astype` ``(float32)`` on float32 input
+            computes in float32).
+
+        Raises
+        ------
+        ShapeError, ParameterTypeError, NonFiniteError
+            A bad input array; scores that overflow the floating-point range.
+        ParameterValueError, NotSeparableError
+            As for :meth:`select_path`.
         """
         x = self._check_input(x)
-        if path != "dense":
-            raise ParameterValueError(f"`path` must be 'dense', got {path!r}")
+        chosen = self.select_path(path)
         nd = self.ndim
         spatial = x.shape[x.ndim - nd - 1:-1]
         batch = x.shape[: x.ndim - nd - 1]
         n = math.prod(spatial)
-        flat = x.reshape((-1, n, self.d_in))
-        dtype = np.result_type(x, self.w_val, self.w_out, self.v)
-        out = np.empty((flat.shape[0], n, self.d_out), dtype=dtype)
-        for b in range(flat.shape[0]):
-            out[b] = self._dense(flat[b], spatial)
+        dtype = np.result_type(x, self.w_val, self.w_out, self.v, self.w_key_hat)
+        if chosen == "separable":
+            out = self._separable(x.reshape((-1,) + spatial + (self.d_in,)), spatial, dtype)
+        else:
+            flat = x.reshape((-1, n, self.d_in))
+            out = np.empty((flat.shape[0], n, self.d_out), dtype=dtype)
+            axis = None if self.has_content_terms else self.axis_coefficients()
+            for b in range(flat.shape[0]):
+                if axis is not None:
+                    out[b] = self._dense_positional(flat[b], spatial, axis, dtype)
+                else:
+                    out[b] = self._dense(flat[b], spatial)
+        self.last_path = chosen
         return out.reshape(batch + spatial + (self.d_out,))
 
     def _check_input(self, x: object) -> np.ndarray:
@@ -283,13 +484,153 @@ class MultiHeadSelfAttention:
             raise ShapeError(f"spatial axes of `x` must be >= 1, got shape {x.shape}")
         return x
 
-    def chunk_size(self, n_keys: int) -> int:
-        """Queries per chunk so that one chunk's scratch fits :attr:`memory_budget`."""
-        per_query = 8 * n_keys * (self.d_p + self.ndim + 3 * self.n_heads)
+    def chunk_size(self, n_keys: int, *, positional: bool = False) -> int:
+        """Queries per chunk so that one chunk's scratch fits :attr:`memory_budget`.
+
+        Parameters
+        ----------
+        n_keys : int
+            Keys per query (the number of pixels).
+        positional : bool, optional
+            True for the dense path of a layer without content terms and with a
+            per-axis encoding, which holds one head's ``(chunk, n_keys)`` weights
+            plus one temporary of that size; False for the general dense path,
+            which holds all heads' scores and the encoded offsets of the chunk.
+
+        Returns
+        -------
+        int
+            In ``[1, n_keys]``.
+        """
+        n_keys = as_int(n_keys, "n_keys", minimum=1)
+        if positional:
+            per_query = 8 * n_keys * 2
+        else:
+            per_query = 8 * n_keys * (self.d_p + self.ndim + 3 * self.n_heads)
         return max(1, min(n_keys, self.memory_budget // per_query))
 
+    @staticmethod
+    def _axis_scores(a: float, b: float, size: int, dtype: np.dtype) -> np.ndarray:
+        """``T[q, k] = f(k − q) = a (k − q)² + b (k − q)`` for ``q, k < size``; shape ``(size, size)``.
+
+        Each entry is ``fl(fl(a t²) + fl(b t))`` with ``t²`` exact: a length-2
+        inner product. Raises NonFiniteError when an entry overflows.
+        """
+        t = np.arange(-(size - 1), size).astype(dtype)                      # offsets k − q
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = dtype.type(a) * (t * t) + dtype.type(b) * t                 # (2 size − 1,)
+        if not np.isfinite(g).all():
+            raise NonFiniteError(
+                "attention scores overflowed the floating-point range; scale the score "
+                "weights down and use `beta` for the inverse temperature"
+            )
+        # row q is g[size − 1 − q : 2 size − 1 − q], i.e. window size − 1 − q
+        return sliding_window_view(g, size)[::-1]
+
+    def _axis_weights(self, a: float, b: float, size: int, dtype: np.dtype) -> np.ndarray:
+        """One axis' softmax matrix ``P[q, k] = softmax_k(β f(k − q))``, shape ``(size, size)``.
+
+        Entries below the smallest normal number are flushed to zero (products
+        with subnormal numbers are slow); see :func:`_exp_floor`.
+        """
+        p = stable_softmax(np.array(self._axis_scores(a, b, size, dtype)), self.beta)
+        p[p < np.finfo(dtype).tiny] = 0.0
+        return p
+
+    def _separable(self, x: np.ndarray, spatial: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """``x`` of shape ``(B, *spatial, d_in)``; returns ``(B, n, d_out)``.
+
+        Head ``h`` is ``P^(1) ⊗ … ⊗ P^(D)`` applied to ``x W_val^(h)``: one
+        contraction of length ``L_i`` per axis (module docstring).
+        """
+        a, b = self.axis_coefficients()
+        H, dh = self.n_heads, self.d_head
+        B, n = x.shape[0], math.prod(spatial)
+        w_out = self.w_out.reshape(H, dh, self.d_out)
+        out = np.zeros((B, n, self.d_out), dtype=dtype)
+        cache: dict[tuple[float, float, int], np.ndarray] = {}
+        for h in range(H):
+            vals = np.matmul(x, self.w_val[h])                              # (B, *spatial, d_head)
+            for i, size in enumerate(spatial):
+                key = (float(a[h, i]), float(b[h, i]), size)
+                if key not in cache:
+                    cache[key] = self._axis_weights(*key, dtype).astype(dtype, copy=False)
+                pre = B * math.prod(spatial[:i])
+                post = math.prod(spatial[i + 1:]) * dh
+                # Σ_{k_i} P^(i)[q_i, k_i] vals[..., k_i, ...]: a length-L_i convex combination
+                vals = np.matmul(cache[key], vals.reshape(pre, size, post))  # (pre, L_i, post)
+            out += vals.reshape(B, n, dh) @ w_out[h]                        # (B, n, d_out)
+        out += self.b_out
+        return out
+
+    def _dense_positional(self, x: np.ndarray, spatial: tuple[int, ...],
+                          axis: tuple[np.ndarray, np.ndarray], dtype: np.dtype) -> np.ndarray:
+        """Dense path without content terms, scores from per-axis tables; ``(n, d_in) -> (n, d_out)``.
+
+        Score of query ``q`` and key ``k``: ``Σ_i T_i[q_i, k_i]`` with
+        ``T_i = f_i − rowmax f_i <= 0`` (a per-query constant, which softmax
+        ignores), summed left to right. The row maximum is exactly 0 (rounded
+        addition of non-positive numbers is monotone and ``0 + 0 = 0``), so no
+        pass over the scores is needed to stabilise ``exp``. The weights are
+        not normalised in place: the row sum comes out of the same matrix
+        product as the weighted values (a column of ones appended to them) and
+        the ``(chunk, d_head)`` result is divided by it.
+        """
+        a, b = axis
+        n = x.shape[0]
+        H, dh, D = self.n_heads, self.d_head, self.ndim
+        w_out = self.w_out.reshape(H, dh, self.d_out)
+        coords = np.indices(spatial).reshape(D, n)                          # (D, n) query coordinates
+        out = np.zeros((n, self.d_out), dtype=dtype)
+        step = self.chunk_size(n, positional=True)
+        buffer = np.empty(n * step, dtype=dtype)                            # reused by every chunk
+        beta = self.beta
+        floor = _exp_floor(dtype)
+        for h in range(H):
+            tables = []                                                     # key-major: (L_i keys, L_i queries)
+            for i, size in enumerate(spatial):
+                t = self._axis_scores(float(a[h, i]), float(b[h, i]), size, dtype)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    tables.append((t - t.max(axis=1, keepdims=True)).T)     # T_i <= 0, row max 0
+            vals = np.empty((n, dh + 1), dtype=dtype)
+            np.matmul(x, self.w_val[h], out=vals[:, :dh])                   # (n, d_head)
+            vals[:, dh] = 1.0                                               # row sums ride along
+            for start in range(0, n, step):
+                stop = min(n, start + step)
+                m = stop - start
+                # weights are laid out key-major, s[k_1, …, k_D, q] = Σ_i T_i[q_i, k_i], so the
+                # broadcast sum runs along the long query axis                # (*spatial, m)
+                cols = [t[:, coords[i, start:stop]].reshape((1,) * i + (size,) + (1,) * (D - 1 - i) + (m,))
+                        for i, (t, size) in enumerate(zip(tables, spatial))]
+                s = buffer[: n * m].reshape(spatial + (m,))
+                with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                    if D == 1:
+                        s[...] = cols[0]
+                    else:
+                        np.add(cols[0], cols[1], out=s)
+                        for c in cols[2:]:
+                            s += c
+                    s = s.reshape(n, m)
+                    if beta == math.inf:
+                        s[...] = s == 0                  # the argmax set: every T_i at its row maximum
+                    elif beta == 0.0:
+                        s.fill(1.0)
+                    else:
+                        if beta != 1.0:
+                            s *= beta
+                        # flush to zero the weights below the normal range: exp is slow there
+                        keep = s >= floor
+                        np.maximum(s, floor, out=s)
+                        np.exp(s, out=s)                                    # (n, m) weights
+                        s *= keep
+                acc = s.T @ vals                                            # (m, d_head + 1)
+                heads = acc[:, :dh] / acc[:, dh:]                           # convex combinations
+                out[start:stop] += heads @ w_out[h]                         # (m, d_out)
+        out += self.b_out
+        return out
+
     def _dense(self, x: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
-        """One image, ``x`` of shape ``(n, d_in)``; returns ``(n, d_out)``."""
+        """General dense path for one image, ``x`` of shape ``(n, d_in)``; returns ``(n, d_out)``."""
         n = x.shape[0]
         H = self.n_heads
         pos = np.indices(spatial).reshape(self.ndim, n).T                      # (n, D)
@@ -298,7 +639,7 @@ class MultiHeadSelfAttention:
         qx = np.matmul(x, self.w_qry) if qry else None                         # (H, n, d_k)
         kx = np.matmul(x, self.w_key) if key else None                         # (H, n, d_k)
         # Term 4 coefficient per head, term 2 per head and query: both multiply r_δ.
-        pos_coef = np.einsum("hpk,hk->hp", self.w_key_hat, self.v)[:, None, :]  # (H, 1, d_p)
+        pos_coef = self.position_coefficients()[:, None, :]                    # (H, 1, d_p)
         if qry:
             pos_coef = pos_coef + np.einsum("hnk,hpk->hnp", qx, self.w_key_hat)  # (H, n, d_p)
         key_bias = np.einsum("hnk,hk->hn", kx, self.u)[:, None, :] if key else None  # (H, 1, n)

@@ -18,7 +18,7 @@ import numpy as np
 from ._validation import as_alpha
 from .errors import ParameterTypeError, ParameterValueError, ShapeError
 
-__all__ = ["quadratic_encoding", "quadratic_head_vectors"]
+__all__ = ["anisotropic_encoding", "quadratic_encoding", "quadratic_head_vectors"]
 
 
 def quadratic_encoding(offsets: np.ndarray) -> np.ndarray:
@@ -47,6 +47,47 @@ def quadratic_encoding(offsets: np.ndarray) -> np.ndarray:
     off = off.astype(np.float64)
     sq = np.einsum("...i,...i->...", off, off)[..., None]
     return np.concatenate([sq, off], axis=-1)
+
+
+def anisotropic_encoding(offsets: np.ndarray) -> np.ndarray:
+    """The generalised quadratic encoding: linear, square and cross monomials of ``δ``.
+
+    ``r_δ = (δ_1, …, δ_D, δ_1², …, δ_D², δ_iδ_j for i < j)``, ``d_p = D(D + 3)/2``,
+    in the order of :func:`attn_expressivity.symbolic.anisotropic_basis` (in 2-D the
+    paper's ``(δ_1, δ_2, δ_1², δ_2², δ_1δ_2)``). A head vector with zero cross
+    coefficients (a diagonal ``Σ⁻¹``) gives a score that is a sum of per-axis terms.
+
+    Parameters
+    ----------
+    offsets : array of int, shape ``(..., D)``
+        Relative offsets ``δ = k − q``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape ``(..., D(D + 3)/2)``
+        Exact for integer offsets below ``2**26`` in magnitude.
+
+    Raises
+    ------
+    ParameterTypeError
+        Non-integer offsets.
+    ShapeError
+        Offsets without a last axis of length ``>= 1``.
+
+    Examples
+    --------
+    >>> anisotropic_encoding(np.array([[2, -1]])).tolist()
+    [[2.0, -1.0, 4.0, 1.0, -2.0]]
+    """
+    off = np.asarray(offsets)
+    if off.dtype.kind not in "iu":
+        raise ParameterTypeError(f"`offsets` must be an integer array, got dtype {off.dtype}")
+    if off.ndim < 1 or off.shape[-1] < 1:
+        raise ShapeError(f"`offsets` must have shape (..., D) with D >= 1, got {off.shape}")
+    off = off.astype(np.float64)
+    D = off.shape[-1]
+    i, j = np.triu_indices(D, k=1)
+    return np.concatenate([off, off * off, off[..., i] * off[..., j]], axis=-1)
 
 
 def quadratic_head_vectors(shifts: np.ndarray, alpha: float) -> np.ndarray:
