@@ -500,6 +500,9 @@ class CertificationReport:
                 f"  {f['status']} at element {tuple(f['element'])}: difference in "
                 f"[{f['difference'][0]:.3e}, {f['difference'][1]:.3e}] ({heads})"
             )
+        not_certified = self.n_elements - self.n_certified
+        if not_certified > len(self.failures):
+            lines.append(f"  ({len(self.failures)} of {not_certified} uncertified elements shown)")
         lines.append(f"  {'CERTIFIED' if self.holds else 'NOT CERTIFIED'}")
         return "\n".join(lines)
 
