@@ -1,0 +1,200 @@
+"""The documentation refers only to things that exist, and its examples run.
+
+The paper map (docs/paper_map.md) is parsed row by row: every Python object it
+names must import, every proof script and test file must exist, every test
+function must be defined, and every obligation pattern must match an obligation
+of the symbolic engine. The build itself (``sphinx-build -W``) runs in CI.
+"""
+
+import ast
+import fnmatch
+import importlib
+import pathlib
+import pkgutil
+import re
+
+import pytest
+
+import attn_expressivity
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+_ROLE = re.compile(r"\{(?:func|class|meth|mod|data|attr|exc)\}`(?:[^`<]*<)?~?([\w.]+)>?`")
+_SCRIPT = re.compile(r"\{download\}`[^`<]*<\.\./(proofs/[\w.]+\.py)>`")
+_TEST = re.compile(r"\{download\}`(test_\w+\.py)::(\w+) <\.\./tests/(test_\w+\.py)>`")
+_OBLIGATION = re.compile(r"(?<![\w{}])`([a-z0-9_]+\.[A-Za-z0-9_.*]+)`")
+
+
+def _resolve(dotted: str) -> object:
+    """Import ``a.b.c`` as a module or as an attribute chain below the longest module prefix."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for part in parts[i:]:
+            obj = getattr(obj, part)
+        return obj
+    raise ModuleNotFoundError(dotted)
+
+
+def _map_rows() -> list[list[str]]:
+    rows = []
+    for line in (DOCS / "paper_map.md").read_text(encoding="utf-8").splitlines():
+        if not line.startswith("| ") or line.startswith("| statement") or line.startswith("| ---"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        rows.append(cells)
+    return rows
+
+
+def _functions(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+    return names
+
+
+@pytest.fixture(scope="module")
+def obligation_names():
+    from attn_expressivity import symbolic
+
+    return [o.name for o in symbolic.paper_obligations()]
+
+
+ROWS = _map_rows()
+
+
+def test_map_has_the_paper_statements():
+    statements = " ".join(r[0] for r in ROWS)
+    assert len(ROWS) >= 20
+    for needle in ("Theorem 1", "Lemma 1", "Lemma 2", "Generalised quadratic encoding",
+                   "Leak bound", "head dimension", "Figure 3"):
+        assert needle in statements, needle
+    assert all(len(r) == 5 for r in ROWS), [r[0] for r in ROWS if len(r) != 5]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r[0][:40] for r in ROWS])
+def test_map_row_names_code_proof_and_tests_that_exist(row, obligation_names):
+    _, _, code, proof, tests = row
+    names = _ROLE.findall(code)
+    assert names, f"no code named in {row[0]!r}"
+    for name in names:
+        assert name.startswith("attn_expressivity."), name
+        _resolve(name)                                    # raises if the name disappeared
+    scripts = _SCRIPT.findall(proof)
+    for script in scripts:
+        assert (ROOT / script).is_file(), script
+    assert scripts or "numerically only" in proof or "nothing to prove" in proof, (
+        f"row {row[0]!r} names no proof script and does not say why")
+    for pattern in _OBLIGATION.findall(proof):
+        assert fnmatch.filter(obligation_names, pattern), f"no obligation matches {pattern!r}"
+    refs = _TEST.findall(tests)
+    assert refs, f"no test named in {row[0]!r}"
+    for shown, func, target in refs:
+        assert shown == target, (shown, target)
+        path = ROOT / "tests" / target
+        assert path.is_file(), target
+        assert func in _functions(path), f"{target}::{func} does not exist"
+
+
+def test_map_covers_every_proof_script_and_obligation(obligation_names):
+    text = (DOCS / "paper_map.md").read_text(encoding="utf-8")
+    scripts = {p.name for p in (ROOT / "proofs").glob("*.py") if not p.name.startswith("_")}
+    assert scripts and scripts <= {pathlib.Path(s).name for s in _SCRIPT.findall(text)}
+    patterns = _OBLIGATION.findall(text)
+    uncovered = [n for n in obligation_names if not any(fnmatch.fnmatch(n, p) for p in patterns)]
+    assert not uncovered, uncovered
+
+
+def test_role_pattern_sees_a_missing_name():
+    # the checks above are only as good as the parser: a planted bad name must fail
+    row = ["x", "y", "{func}`~attn_expressivity.no_such_function`", "", ""]
+    with pytest.raises(AttributeError):
+        for name in _ROLE.findall(row[2]):
+            _resolve(name)
+    assert _TEST.findall("{download}`test_a.py::test_b <../tests/test_a.py>`") == [
+        ("test_a.py", "test_b", "test_a.py")]
+
+
+def test_every_public_name_and_module_is_documented():
+    api = (DOCS / "api.md").read_text(encoding="utf-8")
+    text = api + (DOCS / "paper_map.md").read_text(encoding="utf-8")
+    missing = [n for n in attn_expressivity.__all__ if n not in text]
+    assert not missing, missing
+    documented = set(re.findall(r"\.\. automodule:: ([\w.]+)", api))
+    modules = []
+    for info in pkgutil.walk_packages(attn_expressivity.__path__, "attn_expressivity."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        module = importlib.import_module(info.name)
+        if getattr(module, "__all__", None):
+            modules.append(info.name)
+    assert modules and not set(modules) - documented, sorted(set(modules) - documented)
+
+
+def test_guide_obligations_exist(obligation_names):
+    guide = (DOCS / "guide.md").read_text(encoding="utf-8")
+    shown = re.findall(r"```\{obligation\} (\S+)", guide)
+    assert len(shown) >= 5
+    assert set(shown) <= set(obligation_names), set(shown) - set(obligation_names)
+    kinds = re.findall(r"```\{derivation\} (\S+)", guide)
+    assert {"isotropic", "anisotropic", "linear"} <= set(kinds)
+
+
+def test_index_includes_every_page():
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    toctree = re.search(r"```\{toctree\}(.*?)```", index, flags=re.S).group(1)
+    assert ":glob:" in toctree and re.search(r"^\*$", toctree, flags=re.M)
+    for page in ("quickstart", "conventions", "guide", "derivations", "paper_map", "api"):
+        assert re.search(rf"^{page}$", toctree, flags=re.M), page
+        assert (DOCS / f"{page}.md").is_file(), page
+
+
+def test_figures_and_mathjax_are_in_the_repository():
+    from attn_expressivity.plot import FIGURES
+
+    pages = "".join(p.read_text(encoding="utf-8") for p in DOCS.glob("*.md"))
+    shown = set(re.findall(r"_static/figures/(\w+)\.png", pages))
+    assert shown == set(FIGURES)
+    for name in FIGURES:
+        png = DOCS / "_static" / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size < 300_000
+    conf = (DOCS / "conf.py").read_text(encoding="utf-8")
+    path = re.search(r'^mathjax_path = "([^"]+)"', conf, flags=re.M).group(1)
+    js = DOCS / "_static" / path
+    assert js.is_file() and js.stat().st_size < 3_000_000
+    assert (js.parent / "LICENSE").is_file()
+    assert "sphinx.ext.intersphinx" not in conf           # the build must work offline
+
+
+@pytest.mark.parametrize("page", ["quickstart", "conventions", "guide"])
+def test_page_examples_run(page, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / f"{page}.md").read_text(encoding="utf-8"),
+                        flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, f"docs/{page}.md", "exec"), {})
+
+
+def test_quickstart_repeats_the_readme_commands_and_example():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = (DOCS / "quickstart.md").read_text(encoding="utf-8")
+    for command in ("python -m pip install . && attn-expressivity verify",
+                    'python -m pip install -e ".[test]" && python -m pytest'):
+        assert command in readme and command in quick
+    example = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[0]
+    assert example in quick
+
+
+def test_citation_file():
+    cff = (ROOT / "CITATION.cff").read_text(encoding="utf-8")
+    for needle in ("cff-version: 1.2.0", "title: attn-expressivity", "references:",
+                   "On the Relationship between Self-Attention and Convolutional Layers",
+                   "Cordonnier", "Loukas", "Jaggi"):
+        assert needle in cff, needle
+    assert f"version: {attn_expressivity.__version__}" in cff
