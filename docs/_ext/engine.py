@@ -17,6 +17,12 @@ built, never typed into the pages:
 
 ``alpha-table`` (option ``:tolerances:``, space-separated)
     A table of :func:`attn_expressivity.alpha_for_tolerance` for D = 1, 2, 3.
+
+``api-modules``
+    One section per public module of the package (every module whose name has
+    no leading underscore and that defines ``__all__``), each an ``automodule``
+    with its members: the reference follows the package as it is, and a module
+    added later is documented without editing the page.
 """
 
 from __future__ import annotations
@@ -154,7 +160,57 @@ class AlphaTableDirective(SphinxDirective):
         return [table]
 
 
+#: Preferred order and titles of the API sections; other public modules follow by name.
+API_ORDER = {
+    "errors": "Errors", "shifts": "Shift sets", "encoding": "Encodings", "attention": "Attention",
+    "conv": "Reference convolution", "config": "Convolution configuration",
+    "construction": "Construction (Theorem 1)", "bounds": "Bounds", "verify": "Verification",
+    "certify": "Certified checks", "symbolic": "Symbolic engine", "testing": "Testing helpers",
+    "plot": "Figures", "interop.torch": "PyTorch interop", "cli": "Console script",
+}
+
+
+def public_modules() -> list[str]:
+    """Names (relative to the package) of the modules the API reference documents."""
+    import importlib
+    import pkgutil
+
+    import attn_expressivity
+
+    found = []
+    for info in pkgutil.walk_packages(attn_expressivity.__path__, "attn_expressivity."):
+        rel = info.name.removeprefix("attn_expressivity.")
+        if any(part.startswith("_") for part in rel.split(".")):
+            continue
+        if getattr(importlib.import_module(info.name), "__all__", None):
+            found.append(rel)
+    order = list(API_ORDER)
+    return sorted(found, key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
+class ApiModulesDirective(SphinxDirective):
+    """One section with an ``automodule`` per public module (see the module docstring)."""
+
+    def run(self) -> list[nodes.Node]:
+        from docutils.statemachine import StringList
+        from sphinx.util.nodes import nested_parse_with_titles
+
+        out: list[nodes.Node] = []
+        for rel in public_modules():
+            full = f"attn_expressivity.{rel}"
+            section = nodes.section(ids=[f"api-{rel.replace('.', '-')}"])
+            section += nodes.title(text=f"{API_ORDER.get(rel, rel)} ({full})")
+            options = ["   :members:"] + (["   :show-inheritance:"] if rel == "errors" else [])
+            # the page is MyST: the reST of autodoc goes through an eval-rst block
+            body = StringList(["```{eval-rst}", f".. automodule:: {full}", *options, "```", ""],
+                              source=self.env.docname)
+            nested_parse_with_titles(self.state, body, section)
+            out.append(section)
+        return out
+
+
 def setup(app):
+    app.add_directive("api-modules", ApiModulesDirective)
     app.add_directive("derivation", DerivationDirective)
     app.add_directive("obligation", ObligationDirective)
     app.add_directive("alpha-table", AlphaTableDirective)
