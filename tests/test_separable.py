@@ -231,3 +231,12 @@ def test_dense_scratch_is_bounded_by_the_budget():
         peaks.append(peak)
     # unchunked scores alone would be 8 n² bytes: 42 MB at 48 × 48
     assert peaks[1] < 8 * (48 * 48) ** 2 / 20
+
+
+def test_cli_path_flag(capsys):
+    from attn_expressivity.cli import main
+
+    assert main(["verify", "--image-size", "6", "--in-channels", "2", "--out-channels", "2",
+                 "--path", "dense"]) == 0
+    assert "path=dense" in capsys.readouterr().out
+    assert main(["verify", "--image-size", "6", "--path", "fast"]) == 2

@@ -104,6 +104,8 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
                         "(small instances only, e.g. --image-size 8 --in-channels 4 --out-channels 4)")
     p.add_argument("--backend", choices=("flint", "mpmath"), default=None,
                    help="ball arithmetic for --certify (default: flint when installed, else mpmath)")
+    p.add_argument("--path", choices=("auto", "dense", "separable"), default="auto",
+                   help="attention path (default auto: separable for these layers)")
     p.set_defaults(run=_run_verify)
 
 
@@ -123,7 +125,7 @@ def _run_verify(args: argparse.Namespace) -> int:
     options = dict(stride=_scalar(args.stride), padding=_scalar(args.padding),
                    dilation=_scalar(args.dilation), groups=args.groups, padding_mode=args.padding_mode)
     report = verify(inst.weight, inst.x, inst.bias, alpha=alpha, certify=args.certify,
-                    backend=args.backend, **options)
+                    backend=args.backend, path=args.path, **options)
     torch_errors: dict[str, float] | None = None
     if args.torch:
         from .construction import conv_to_mhsa

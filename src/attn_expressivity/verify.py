@@ -9,22 +9,50 @@ bound made of three terms (all in the computation's dtype, unit roundoff
 1. **Leak** ``2 · L̃ · S`` with ``S = Σ_h max_k ‖x_k W_val^(h) W_out^(h)‖_∞``
    over the padded image (see :mod:`attn_expressivity.bounds`). ``L̃`` is
    :func:`leak_bound` at ``α(1 − τ)`` times ``e^{αC}``, with
-   ``τ = 4γ_{d_p+2} + u`` and ``C = 8γ_{d_p+2} max_h ‖Δ_h‖²``: the computed
-   score of key ``k`` differs from ``−α(‖δ‖² − 2Δ·δ)`` by at most
-   ``γ_{d_p+2} α(4‖δ − Δ‖² + 5‖Δ‖²)`` (an inner product of length ``d_p`` with
-   ``|v|·|r_δ| ≤ α(2‖δ‖² + ‖Δ‖²)`` and ``‖δ‖² ≤ 2‖δ−Δ‖² + 2‖Δ‖²``), so the
-   computed off-target weights are those of a slightly smaller ``α`` times
-   ``e^{αC}``; the target, being the row maximum, keeps weight exactly 1
-   before normalisation.
+   ``τ = 4γ_{d_p+2} + u`` and ``C = 8γ_{d_p+2} max_h ‖Δ_h‖²``. Both paths
+   compute the score per axis: ``f_i(t) = −α t² + 2αΔ_i t`` (``t = δ_i``) as
+   ``fl(fl(a t²) + fl(b t))`` with ``t²`` exact and ``b = fl(2αΔ_i)`` rounded
+   once, so its error is at most ``γ_3 α(t² + 2|Δ_i||t|) ≤ γ_3 α(4z_i² + 5Δ_i²)``
+   with ``z = δ − Δ`` (``t² ≤ 2z_i² + 2Δ_i²``); each axis' row maximum
+   ``m_i ≥ f̂_i(Δ_i)`` is subtracted (relative error ``u``). Comparing key
+   ``k`` with the target (``z = 0``, error at most ``3γ_3αΔ_i²``), the gap
+   ``m_i − f̂_i(Δ_i)`` is at most ``8γ_3αΔ_i²``, and so
+
+   * *separable path* (per-axis softmax): the exponent of key ``k`` relative
+     to the target is at most ``−α(1 − 4γ_3 − u) z_i² + 8γ_3(1 + u)αΔ_i²`` per
+     axis, so each axis keeps target mass ``≥ (1 + e^{αC_i}(θ₃(e^{−α(1−τ)}) − 1))^{−1}``
+     and the product over axes leaks at most
+     ``1 − (1 + e^{αC}T)^{−D} ≤ e^{αC}(1 − (1 + T)^{−D})`` (``T = θ₃ − 1``; the
+     function ``1 − (1 + x)^{−D}`` is concave and vanishes at 0);
+   * *dense path* (scores ``fl(Σ_i (f̂_i − m_i))``, a sum of non-positive
+     terms, relative error ``γ_{D−1}``): the exponent of key ``k`` relative to
+     the target is at most ``−α(1 − 4γ_3 − γ_D)‖z‖² + 8γ_3(1 + γ_D)α‖Δ‖²``.
+
+   Both exponents are bounded by ``−α(1 − τ)‖z‖² + αC`` (``γ_3(1 + γ_D) ≤ γ_{D+3}``),
+   so the computed off-target weights are at most those of ``α(1 − τ)``
+   times ``e^{αC}``, whatever the row maximum is; off-target over target mass
+   ``e^{αC}X/(1 + e^{αC}X) ≤ e^{αC}X/(1 + X)`` then gives ``L̃``.
 2. **Rounding** (Higham, *Accuracy and Stability of Numerical Algorithms*,
-   2nd ed., §3.1, standard model): the attention output is a chain of inner
-   products — ``x W_val`` (length ``d_in``), the convex combination over the
-   ``n`` keys (length ``n``, with weights perturbed by at most ``γ_{n+3}``
-   relatively by exp, the sum and the division), and ``W_out`` (length
-   ``n_heads · d_head``) — bounded by ``γ_{m_a} · S_abs`` with
-   ``m_a = 2n + d_in + n_heads·d_head + 10`` and
-   ``S_abs = Σ_h max_k ‖|x_k||W_val^(h)||W_out^(h)|‖_∞ + ‖b‖_∞``; the reference
-   convolution's own rounding is at most ``γ_{m_c} · C_abs`` with
+   2nd ed., §3.1, standard model, with ``exp`` allowed a relative error of
+   ``4u``): the attention output is a chain of inner products — ``x W_val``
+   (length ``d_in``), the convex combination over the keys, ``W_out`` and the
+   sum over heads (length ``n_heads · d_head``) and the bias — bounded by
+   ``γ_m · S_abs`` with ``S_abs = Σ_h max_k ‖|x_k||W_val^(h)||W_out^(h)|‖_∞ + ‖b‖_∞``.
+   The convex combination depends on the path that ran:
+
+   * *dense*: ``Σ_k w_k v_k / Σ_k w_k`` over the ``n`` keys (``w_k = exp``),
+     numerator and denominator inner products of length ``n`` plus the
+     exp errors and the division: ``m = m_d = 2n + d_in + n_heads·d_head + 10``;
+   * *separable*: ``D`` successive contractions of length ``L_i`` (the side
+     along axis ``i``) with the normalised per-axis weights, each weight
+     perturbed relatively by ``γ_{L_i+8}`` (exp, sum, division):
+     ``m = m_s = Σ_i (2L_i + 8) + d_in + n_heads·d_head + 10``.
+
+   Weights below the normal range are flushed to 0 (``exp`` and the products
+   are slow on subnormal numbers); each is below ``e·tiny`` before
+   normalisation (dense; the target's weight is ``exp(0) = 1``) or below
+   ``tiny`` after it (separable), adding at most ``6 n · tiny · S_abs``.
+   The reference convolution's own rounding is at most ``γ_{m_c} · C_abs`` with
    ``m_c = prod(K)·d_in/groups + 1`` and ``C_abs = max ‖conv(|x|, |W|)‖_∞ + ‖b‖_∞``.
 3. **Factorisation**: ``Σ_h max_k ‖x_k‖_1 · max|W_Δh − W_val^(h) W_out^(h)|``,
    the residual of the rank-revealing split (zero in exact arithmetic when the
@@ -192,24 +220,34 @@ def _interior_mask(layer: ConvAttention, spatial: tuple[int, ...]) -> np.ndarray
     return mask
 
 
-def error_bound(layer: ConvAttention, x: np.ndarray) -> dict[str, float]:
-    """The a-priori bound on ``|layer(x) − conv(x)|`` (module docstring).
+def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> dict[str, float]:
+    """The a-priori bound on ``|layer(x, path=path) − conv(x)|`` (module docstring).
 
     Parameters
     ----------
     layer : ConvAttention
     x : ndarray, shape ``(*batch, *spatial, d_in)``
+    path : {"auto", "dense", "separable"}, optional
+        The attention path whose rounding is bounded, resolved as
+        :meth:`attn_expressivity.MultiHeadSelfAttention.select_path` does.
 
     Returns
     -------
     dict
         ``bound``, ``leak_term``, ``rounding_term``, ``factorisation_term``,
-        ``leak`` (the per-head leak used) and ``scale`` (``S``).
+        ``leak`` (the per-head leak used), ``scale`` (``S``) and ``path``.
+
+    Raises
+    ------
+    ParameterValueError, NotSeparableError
+        As for :meth:`attn_expressivity.MultiHeadSelfAttention.select_path`.
     """
     cfg, mhsa = layer.config, layer.mhsa
+    path = mhsa.select_path(path)
     xp = layer.pad(x)
     nd = cfg.ndim
-    n_keys = math.prod(xp.shape[xp.ndim - nd - 1:-1])
+    padded = xp.shape[xp.ndim - nd - 1:-1]
+    n_keys = math.prod(padded)
     tokens = xp.reshape(-1, cfg.d_in)
     dtype = np.result_type(x, mhsa.w_val)
     u = unit_roundoff(dtype)
@@ -241,12 +279,16 @@ def error_bound(layer: ConvAttention, x: np.ndarray) -> dict[str, float]:
         leak = min(1.0, leak_bound(alpha * (1 - tau), nd) * math.exp(alpha * 8 * g_score * max_shift_sq))
     # the leak term is computed from a rounded S: add the rounding of S itself
     leak_term = 2.0 * leak * (scale + gamma(cfg.d_in + dh + 2, u) * scale_abs)
-    m_a = 2 * n_keys + cfg.d_in + H * dh + 10
+    if path == "separable":                 # D contractions of length L_i
+        m_a = sum(2 * side + 8 for side in padded) + cfg.d_in + H * dh + 10
+    else:                                   # one convex combination over the n keys
+        m_a = 2 * n_keys + cfg.d_in + H * dh + 10
     m_c = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
-    rounding = gamma(m_a, u) * scale_abs + gamma(m_c, u) * c_abs
+    flush = 6.0 * n_keys * float(np.finfo(dtype).tiny) * scale_abs   # weights flushed below tiny
+    rounding = gamma(m_a, u) * scale_abs + gamma(m_c, u) * c_abs + flush
     total = (leak_term + rounding + resid) * (1 + 4 * _U64)
     return {"bound": total, "leak_term": leak_term, "rounding_term": rounding,
-            "factorisation_term": resid, "leak": leak, "scale": scale}
+            "factorisation_term": resid, "leak": leak, "scale": scale, "path": path}
 
 
 _U64 = 2.0**-53
@@ -254,7 +296,7 @@ _U64 = 2.0**-53
 
 def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *, alpha: float,
            d_head: int | str | None = None, certify: bool = False, backend: str | None = None,
-           **conv_options: Any) -> VerifyReport:
+           path: str = "auto", **conv_options: Any) -> VerifyReport:
     """Check Theorem 1 on one instance: ``|MHSA(x) − conv(x)| <= bound`` elementwise.
 
     Parameters
@@ -272,6 +314,10 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
         small instances only.
     backend : {"flint", "mpmath"} or None, optional
         Ball-arithmetic library for ``certify=True`` (None: flint when installed).
+    path : {"auto", "dense", "separable"}, optional
+        The attention path (:meth:`attn_expressivity.MultiHeadSelfAttention.select_path`;
+        ``"auto"`` runs the separable one for these layers). The bound's
+        rounding term is the one of the path that ran, reported as ``report.path``.
     **conv_options
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``.
 
@@ -314,15 +360,16 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
     x = as_float_array(x, "x")
     check_image(x, layer.config)
     certificate = certify_layer(layer, x, backend=backend) if certify else None
+    path = layer.mhsa.select_path(path)
     t1 = time.perf_counter()
-    got = layer(x)
+    got = layer(x, path=path)
     t2 = time.perf_counter()
     want = conv(x, layer.kernel, layer.bias, **conv_options)
     t3 = time.perf_counter()
     if got.shape != want.shape:  # pragma: no cover - would be a construction bug
         raise ShapeError(f"internal: attention output {got.shape} != convolution output {want.shape}")
     err = np.abs(got - want)
-    terms = error_bound(layer, x)
+    terms = error_bound(layer, x, path=path)
     t4 = time.perf_counter()
     nd = layer.config.ndim
     spatial = tuple(x.shape[x.ndim - nd - 1:-1])
@@ -338,7 +385,7 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
         config=cfg, max_abs_error=max_err, max_abs_error_interior=interior,
         max_abs_error_border=border, bound=terms["bound"], leak_term=terms["leak_term"],
         rounding_term=terms["rounding_term"], factorisation_term=terms["factorisation_term"],
-        leak=terms["leak"], scale=terms["scale"],
+        leak=terms["leak"], scale=terms["scale"], path=path,
         holds=bool(max_err <= terms["bound"]) and (certificate is None or certificate.holds),
         seconds={"construct": t1 - t0, "attention": t2 - t1, "conv": t3 - t2, "bound": t4 - t3},
         certificate=certificate,
