@@ -167,3 +167,15 @@ def test_dtype_table_small():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_extreme_alphas_terminate_and_enclose(backend):
+    from attn_expressivity.certify import certified_leak_bound
+
+    # the enclosures of e^{-rate n²} contain 0 for huge rates: the series must still stop
+    for alpha in (5e-324, 1e-300, 1e300, 1.7e308):
+        enc = certified_leak_bound(alpha, 2, backend=backend)
+        assert 0.0 <= enc.lower <= enc.upper <= 1.0
+    assert certified_leak_bound(1e-300, 2, backend=backend).upper == 1.0
+    assert certified_leak_bound(1e300, 2, backend=backend).upper > 0.0

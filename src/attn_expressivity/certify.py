@@ -321,15 +321,12 @@ def _theta3_minus_one(be: _Balls, alpha: float, prec: int) -> Any:
         rate = a
     else:
         rate = be.pi() * be.pi() / a                           # Jacobi: e^{-π²/α}
-    total, n = be.num(0), 1
-    threshold = Fraction(1, 2 ** (prec + 8))
-    while True:
-        term = be.exp(-(rate * (n * n)))
-        total = total + term
-        # stop when the next term is negligible against the sum (and the tail bound covers it)
-        if n >= 2 and be.nonneg(total * be.num(threshold) - term):
-            break
-        n += 1
+    # N terms: then e^{-rate((N+1)² − 1)} <= 2^{-(prec+8)}, the rest is negligible against the
+    # first term (and enclosed by the tail bound whatever N is); a fixed N, not a test on the
+    # terms, because for huge rates the enclosures of e^{-rate n²} all contain 0
+    rate_f = alpha if alpha >= 0.5 else math.pi**2 / alpha
+    n = 2 if math.isinf(rate_f) else 1 + max(1, math.ceil(math.sqrt((prec + 8) * math.log(2) / rate_f + 1)))
+    total = sum((be.exp(-(rate * (m * m))) for m in range(1, n + 1)), be.num(0))
     tail = be.exp(-(rate * ((n + 1) ** 2))) / (1 - be.exp(-(rate * (2 * n + 3))))
     series = total + be.zero_to(tail)                          # Σ_{m≥1} e^{-rate m²} lies in here
     if alpha >= 0.5:
