@@ -276,7 +276,14 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     if math.isinf(alpha):
         leak = 0.0
     else:
-        leak = min(1.0, leak_bound(alpha * (1 - tau), nd) * math.exp(alpha * 8 * g_score * max_shift_sq))
+        a_eff, grow = alpha * (1 - tau), alpha * 8 * g_score * max_shift_sq
+        if grow < 700.0:
+            leak = min(1.0, leak_bound(a_eff, nd) * math.exp(grow))
+        else:
+            # e^{αC} overflows a float (α beyond ~1e16): take logarithms, with
+            # leak_bound(a) <= 2.11·D·e^{-a} for a >= 1 (θ₃(x) − 1 <= 2x/(1 − x³) as
+            # n² >= 3n − 2, and 1 − θ^{-D} <= D(θ − 1)); never rounded below 2^-1074.
+            leak = max(math.exp(min(0.0, math.log(2.11 * nd) - a_eff + grow)), 5e-324)
     # the leak term is computed from a rounded S: add the rounding of S itself
     leak_term = 2.0 * leak * (scale + gamma(cfg.d_in + dh + 2, u) * scale_abs)
     if path == "separable":                 # D contractions of length L_i
