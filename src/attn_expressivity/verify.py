@@ -199,7 +199,7 @@ def random_instance(*, kernel_size=3, in_channels: int = 8, out_channels: int = 
         raise ParameterValueError(
             f"`groups` ({groups}) must divide in_channels ({d_in}) and out_channels ({d_out})"
         )
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(as_int(seed, "seed", minimum=0))
     weight = rng.standard_normal(ks + (d_in // groups, d_out))
     x = rng.standard_normal(tuple(batch) + im + (d_in,))
     b = rng.standard_normal(d_out) if bias else None
