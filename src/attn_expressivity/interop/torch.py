@@ -245,8 +245,9 @@ def _module_classes() -> tuple[type, type]:
     """Define the two ``torch.nn.Module`` classes (torch is imported only here)."""
     torch = _require_torch()
     nn, F = torch.nn, torch.nn.functional
+    module_base: Any = nn.Module
 
-    class _ConvAttentionBase(nn.Module):
+    class _ConvAttentionBase(module_base):
         """Pad → positional mask → attention over the kept queries → (N, d_out, *out)."""
 
         def __init__(self, layer: ConvAttention, dtype: Any) -> None:
@@ -255,7 +256,7 @@ def _module_classes() -> tuple[type, type]:
             self.config = cfg
             self.ndim = cfg.ndim
             self.n_heads, self.d_head, self.d_in, self.d_out = m.n_heads, m.d_head, m.d_in, m.d_out
-            self.beta = m.beta
+            self.beta = float(m.beta)
             self.alpha = layer.alpha
             coef = _positional_coefficients(layer)
             self.register_buffer("pos_coef", torch.as_tensor(coef, dtype=dtype))  # (H, d_p)
