@@ -240,3 +240,22 @@ def test_cli_path_flag(capsys):
                  "--path", "dense"]) == 0
     assert "path=dense" in capsys.readouterr().out
     assert main(["verify", "--image-size", "6", "--path", "fast"]) == 2
+
+
+@pytest.mark.parametrize("budget", [None, 1])
+def test_grouped_and_per_head_separable_agree_with_dense(budget):
+    """Heads that share per-axis factors share work; with a tiny budget and more than
+    seven groups the heads run one at a time. Both must equal the dense path."""
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((9, 2, 3, 4))               # 9 distinct axis-0 factors: 9 groups
+    layer = conv_to_mhsa(w, alpha=2.5)
+    if budget is not None:
+        layer.mhsa.memory_budget = budget
+    xp = layer.pad(rng.standard_normal((2, 10, 6, 3)))
+    np.testing.assert_array_less(
+        rel_diff(layer.mhsa(xp, path="separable"), layer.mhsa(xp, path="dense")), REL)
+    # the three-axis case: groups keyed by the first two axes' factors
+    w3 = rng.standard_normal((2, 3, 2, 2, 2))
+    layer3 = conv_to_mhsa(w3, alpha=1.5, padding="valid")
+    x3 = rng.standard_normal((5, 6, 4, 2))
+    assert rel_diff(layer3.mhsa(x3, path="separable"), layer3.mhsa(x3, path="dense")) <= REL

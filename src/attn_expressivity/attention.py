@@ -540,28 +540,76 @@ class MultiHeadSelfAttention:
     def _separable(self, x: np.ndarray, spatial: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """``x`` of shape ``(B, *spatial, d_in)``; returns ``(B, n, d_out)``.
 
-        Head ``h`` is ``P^(1) ⊗ … ⊗ P^(D)`` applied to ``x W_val^(h)``: one
-        contraction of length ``L_i`` per axis (module docstring).
+        Head ``h`` is ``P^(1) ⊗ … ⊗ P^(D)`` applied to ``x W^(h)`` with
+        ``W^(h) = W_val^(h) W_out^(h)``: one contraction of length ``L_i`` per
+        axis (module docstring). The channel map ``W^(h)`` acts on the last axis
+        and the ``P^(i)`` on spatial axes, so they commute, and heads that share
+        factors share work: the last spatial axis is contracted once per distinct
+        factor (on ``x``), each head's channel map is applied and the results are
+        summed over heads that share the factors of the remaining axes, and those
+        axes are then contracted once per group. For a convolution's ``K^D``
+        heads this is ``K + K^(D−1) + … + K`` contractions instead of ``D K^D``.
+        Grouping keeps one ``(B, n, d_out)`` array per group; when that would
+        exceed ``max(memory_budget, 8 arrays)`` the heads run one at a time.
         """
         a, b = self.axis_coefficients()
-        H, dh = self.n_heads, self.d_head
+        H, dh, D = self.n_heads, self.d_head, len(spatial)
         B, n = x.shape[0], math.prod(spatial)
-        w_out = self.w_out.reshape(H, dh, self.d_out)
-        out = np.zeros((B, n, self.d_out), dtype=dtype)
+        d_in, d_out = self.d_in, self.d_out
+        w_out = self.w_out.reshape(H, dh, d_out)
         cache: dict[tuple[float, float, int], np.ndarray] = {}
+
+        def factor(h: int, i: int) -> tuple[float, float, int]:
+            key = (float(a[h, i]), float(b[h, i]), spatial[i])
+            if key not in cache:
+                cache[key] = self._axis_weights(*key, dtype).astype(dtype, copy=False)
+            return key
+
+        def contract(arr: np.ndarray, i: int, key: tuple[float, float, int]) -> np.ndarray:
+            # Σ_{k_i} P^(i)[q_i, k_i] arr[..., k_i, ...]: a length-L_i convex combination
+            pre = B * math.prod(spatial[:i])
+            post = math.prod(spatial[i + 1:]) * arr.shape[-1]
+            return np.matmul(cache[key], arr.reshape(pre, spatial[i], post)).reshape(arr.shape)
+
+        def channels(z: np.ndarray, h: int) -> np.ndarray:                  # z W_val^(h) W_out^(h)
+            if dh * (d_in + d_out) <= d_in * d_out:
+                return (z @ self.w_val[h]) @ w_out[h]
+            return z @ (self.w_val[h] @ w_out[h])
+
+        keys = [[factor(h, i) for i in range(D)] for h in range(H)]
+        prefixes = {tuple(k[:-1]) for k in keys}
+        array_bytes = B * n * max(d_in, d_out) * np.dtype(dtype).itemsize
+        x = x.reshape((B,) + spatial + (d_in,))
+        if (len(prefixes) + 1) * array_bytes > max(self.memory_budget, 8 * array_bytes):
+            out = np.zeros((B,) + spatial + (d_out,), dtype=dtype)
+            for h in range(H):
+                y = channels(contract(x, D - 1, keys[h][-1]), h)
+                for i in range(D - 2, -1, -1):
+                    y = contract(y, i, keys[h][i])
+                out += y
+            return out.reshape(B, n, d_out) + self.b_out
+        by_last: dict[tuple[float, float, int], list[int]] = {}
         for h in range(H):
-            vals = np.matmul(x, self.w_val[h])                              # (B, *spatial, d_head)
-            for i, size in enumerate(spatial):
-                key = (float(a[h, i]), float(b[h, i]), size)
-                if key not in cache:
-                    cache[key] = self._axis_weights(*key, dtype).astype(dtype, copy=False)
-                pre = B * math.prod(spatial[:i])
-                post = math.prod(spatial[i + 1:]) * dh
-                # Σ_{k_i} P^(i)[q_i, k_i] vals[..., k_i, ...]: a length-L_i convex combination
-                vals = np.matmul(cache[key], vals.reshape(pre, size, post))  # (pre, L_i, post)
-            out += vals.reshape(B, n, dh) @ w_out[h]                        # (B, n, d_out)
-        out += self.b_out
-        return out
+            by_last.setdefault(keys[h][-1], []).append(h)
+        partial: dict[tuple, np.ndarray] = {}          # keyed by the factors of axes 0 … D−2
+        for key, heads in by_last.items():
+            z = contract(x, D - 1, key)                                     # (B, *spatial, d_in)
+            for h in heads:
+                prefix = tuple(keys[h][:-1])
+                if prefix in partial:
+                    partial[prefix] += channels(z, h)
+                else:
+                    partial[prefix] = channels(z, h)                        # (B, *spatial, d_out)
+        for i in range(D - 2, -1, -1):
+            merged: dict[tuple, np.ndarray] = {}
+            for prefix, arr in partial.items():
+                y = contract(arr, i, prefix[i])
+                if prefix[:i] in merged:
+                    merged[prefix[:i]] += y
+                else:
+                    merged[prefix[:i]] = y
+            partial = merged
+        return partial[()].reshape(B, n, d_out) + self.b_out
 
     def _dense_positional(self, x: np.ndarray, spatial: tuple[int, ...],
                           axis: tuple[np.ndarray, np.ndarray], dtype: np.dtype) -> np.ndarray:

@@ -46,7 +46,11 @@ bound made of three terms (all in the computation's dtype, unit roundoff
    * *separable*: ``D`` successive contractions of length ``L_i`` (the side
      along axis ``i``) with the normalised per-axis weights, each weight
      perturbed relatively by ``γ_{L_i+8}`` (exp, sum, division):
-     ``m = m_s = Σ_i (2L_i + 8) + d_in + n_heads·d_head + 10``.
+     ``m = m_s = Σ_i (2L_i + 8) + d_in + n_heads·d_head + 10``. (The separable
+     path applies each head's channel map as ``(z W_val) W_out`` or
+     ``z (W_val W_out)`` and sums heads that share factors before the outer
+     contractions: lengths ``d_in + d_head + n_heads ≤ d_in + n_heads·d_head + 1``,
+     within ``m_s``.)
 
    Weights below the normal range are flushed to 0 (``exp`` and the products
    are slow on subnormal numbers); each is below ``e·tiny`` before
