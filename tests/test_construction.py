@@ -121,3 +121,24 @@ def test_minimal_d_head_and_errors():
 def test_bad_alpha_and_d_head(alpha, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         conv_to_mhsa(np.ones((3, 3, 1, 1)), alpha=alpha, **kwargs)
+
+
+def test_wrong_value_blocks_fail_instead_of_widening_the_bound():
+    """A head whose W_val W_out is not W_Δ must make verify's check fail, even though
+    the factorisation term of the bound would grow to cover it."""
+    from attn_expressivity.construction import factorisation_allowance
+    from attn_expressivity.verify import error_bound
+
+    weight, x, bias = random_instance(kernel_size=3, in_channels=2, out_channels=3, image_size=6, seed=8)
+    layer = conv_to_mhsa(weight, bias, alpha=30.0)
+    clean = error_bound(layer, x)
+    assert clean["factorisation_excess"] == []
+    layer.mhsa.w_val[4] *= 1.001                      # the centre head's values, slightly wrong
+    terms = error_bound(layer, x)
+    [excess] = terms["factorisation_excess"]
+    assert excess["head"] == 4 and excess["shift"] == [0, 0]
+    assert excess["residual"] > excess["allowance"] == pytest.approx(
+        factorisation_allowance(weight[1, 1], layer.mhsa.w_val[4],
+                                layer.mhsa.w_out.reshape(9, -1, 3)[4]), rel=1e-12)
+    # the widened bound would have covered the error: the excess check is what catches it
+    assert np.abs(layer(x) - conv(x, weight, bias)).max() <= terms["bound"]

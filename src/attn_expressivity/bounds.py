@@ -349,7 +349,7 @@ def _measured_error_numpy(layer: Any, x: np.ndarray, dtype: str) -> np.ndarray:
     from .construction import ConvAttention
 
     low = ConvAttention(layer.mhsa.astype(dtype), layer.config, layer.alpha, layer.shifts,
-                        layer.ranks, layer.kernel, layer.bias)
+                        layer.ranks, layer.kernel, layer.bias, layer.rank_tol)
     with np.errstate(under="ignore"):
         return low(x.astype(dtype)).astype(np.float64)
 

@@ -21,7 +21,7 @@ from .encoding import quadratic_head_vectors
 from .errors import HeadDimensionError, ParameterTypeError, ParameterValueError, ShapeError
 from .shifts import left_offsets, shift_set
 
-__all__ = ["ConvAttention", "conv_to_mhsa", "head_matrices"]
+__all__ = ["ConvAttention", "conv_to_mhsa", "factorisation_allowance", "head_matrices"]
 
 
 def head_matrices(weight: np.ndarray, groups: int = 1) -> np.ndarray:
@@ -94,6 +94,43 @@ def _factorise(mats: np.ndarray, d_head: object, rank_tol: float | None,
     return w_val, w_out.reshape(H * dh, d_out), ranks
 
 
+def factorisation_allowance(mat: np.ndarray, w_val: np.ndarray, w_out: np.ndarray,
+                            rank_tol: float | None = None) -> float:
+    """The largest entry of ``|W_Δ − W_val W_out|`` the construction may leave.
+
+    The split keeps the singular values above the rank tolerance, so in exact
+    arithmetic the residual's spectral norm (hence every entry) is at most that
+    tolerance: ``rank_tol``, or numpy's rule ``σ_1 · max(d_in, d_out) · eps``.
+    On top comes the floating-point error of the SVD and of the product, allowed
+    ``8 (d_in + d_out + d_head) · eps · σ_1`` (LAPACK's SVD is backward stable with
+    a modest size-dependent constant; this allowance is a tolerance, not a theorem).
+    A residual above it means the value/output blocks do not express ``W_Δ``.
+
+    Parameters
+    ----------
+    mat : ndarray, shape ``(d_in, d_out)``
+        The kernel slice ``W_Δ`` of one head.
+    w_val : ndarray, shape ``(d_in, d_head)``
+    w_out : ndarray, shape ``(d_head, d_out)``
+    rank_tol : float, optional
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> w = np.arange(6.0).reshape(2, 3)
+    >>> 0 < factorisation_allowance(w, w, np.eye(3)) < 1e-12
+    True
+    """
+    eps = float(np.finfo(np.result_type(w_val, w_out)).eps)
+    s1 = float(np.linalg.norm(mat.astype(np.float64), 2)) if mat.size else 0.0
+    d_in, d_out = mat.shape
+    tol = s1 * max(d_in, d_out) * eps if rank_tol is None else float(rank_tol)
+    return tol + 8 * (d_in + d_out + w_val.shape[1]) * eps * s1
+
+
 class ConvAttention:
     """An MHSA layer together with the padding, cropping and striding of a convolution.
 
@@ -117,11 +154,14 @@ class ConvAttention:
     kernel : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
         The convolution's weight (kept to account for the factorisation residual).
     bias : ndarray or None, shape ``(d_out,)``
+    rank_tol : float or None
+        The rank tolerance of the split (None: numpy's rule); see
+        :func:`factorisation_allowance`.
     """
 
     def __init__(self, mhsa: MultiHeadSelfAttention, config: ConvConfig, alpha: float,
                  shifts: np.ndarray, ranks: np.ndarray, kernel: np.ndarray,
-                 bias: np.ndarray | None) -> None:
+                 bias: np.ndarray | None, rank_tol: float | None = None) -> None:
         self.mhsa = mhsa
         self.config = config
         self.alpha = alpha
@@ -129,6 +169,7 @@ class ConvAttention:
         self.ranks = ranks
         self.kernel = kernel
         self.bias = bias
+        self.rank_tol = rank_tol
 
     @property
     def n_heads(self) -> int:
@@ -282,4 +323,5 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         b_out=np.zeros(cfg.d_out, dtype=dtype) if bias is None else bias.copy(),
         beta=1.0 if finite else math.inf, memory_budget=memory_budget,
     )
-    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias)
+    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias,
+                         None if rank_tol is None else float(rank_tol))

@@ -489,11 +489,11 @@ def assert_reproduces_conv(layer_or_weight: ConvAttention | np.ndarray, x: np.nd
     bias and hyper-parameters. With a weight array, first builds the layer with
     ``conv_to_mhsa(weight, bias, alpha=alpha, d_head=d_head, **conv_options)``.
     The bound is :func:`attn_expressivity.verify.error_bound` (leak, rounding in
-    the computation's dtype, factorisation residual). The residual term
-    ``Σ_h max_k ‖x_k‖_1 · max|W_Δh − W_val^(h) W_out^(h)|`` makes the check judge
-    the *attention pattern* of the layer: value and output blocks that do not
-    multiply to the kernel slices widen the bound instead of failing it, so check
-    ``report.factorisation_term`` when your construction builds them.
+    the computation's dtype, factorisation residual). Value and output blocks
+    must also multiply to the kernel slices within
+    :func:`attn_expressivity.construction.factorisation_allowance`: a head whose
+    blocks do not fails the assertion (its residual is not allowed to widen the
+    bound).
 
     Parameters
     ----------
@@ -573,15 +573,25 @@ def assert_reproduces_conv(layer_or_weight: ConvAttention | np.ndarray, x: np.nd
     config.update(image_shape=list(spatial), batch_shape=list(x.shape[: x.ndim - nd - 1]),
                   alpha=layer.alpha, n_heads=layer.n_heads, d_head=layer.d_head,
                   dtype=str(got.dtype))
-    holds = bool(max_err <= terms["bound"])
+    excess = terms["factorisation_excess"]
+    holds = bool(max_err <= terms["bound"]) and not excess
     report = ReproductionReport(
         config=config, max_abs_error=max_err, max_abs_error_interior=interior,
         max_abs_error_border=border, bound=terms["bound"], leak_term=terms["leak_term"],
         rounding_term=terms["rounding_term"], factorisation_term=terms["factorisation_term"],
         leak=terms["leak"], scale=terms["scale"], holds=holds, worst_index=worst,
+        factorisation_excess=excess,
     )
     if holds:
         return report
+    if excess:
+        e = excess[0]
+        raise AssertionError(
+            f"the value/output blocks do not express the kernel: head {e['head']} (shift "
+            f"{tuple(e['shift'])}) has |W_Δ - W_val W_out| = {e['residual']:.6e}, above its "
+            f"allowance {e['allowance']:.6e} ({len(excess)} head(s) in all); observed error "
+            f"{max_err:.6e}, bound {terms['bound']:.6e}, alpha = {layer.alpha}, dtype = {got.dtype}"
+        )
     report.head_errors = _head_errors(layer, x, worst)
     h = int(np.argmax(report.head_errors))
     report.worst_head = h

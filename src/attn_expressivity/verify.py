@@ -60,7 +60,11 @@ bound made of three terms (all in the computation's dtype, unit roundoff
    ``m_c = prod(K)·d_in/groups + 1`` and ``C_abs = max ‖conv(|x|, |W|)‖_∞ + ‖b‖_∞``.
 3. **Factorisation**: ``Σ_h max_k ‖x_k‖_1 · max|W_Δh − W_val^(h) W_out^(h)|``,
    the residual of the rank-revealing split (zero in exact arithmetic when the
-   rank tolerance drops nothing).
+   rank tolerance drops nothing). Because a layer with wrong value/output blocks
+   would otherwise just get a wider bound, each head's residual must also stay
+   within :func:`attn_expressivity.construction.factorisation_allowance` (the
+   rank tolerance plus the SVD's rounding); heads above it are listed in
+   ``factorisation_excess`` and make ``holds`` false.
 
 ``holds`` is ``max_abs_error <= bound``. Pixels whose receptive field lies
 inside the unpadded image are *interior*, the others *border*; both are reported.
@@ -79,7 +83,7 @@ from ._validation import as_alpha, as_float_array, as_int, as_int_tuple
 from .bounds import gamma, leak_bound, unit_roundoff
 from .certify import CertificationReport, certify_layer
 from .config import check_image
-from .construction import ConvAttention, conv_to_mhsa, head_matrices
+from .construction import ConvAttention, conv_to_mhsa, factorisation_allowance, head_matrices
 from .conv import conv
 from .errors import ParameterValueError, ShapeError
 
@@ -102,7 +106,12 @@ class VerifyReport:
     bound : float
         ``leak_term + rounding_term + factorisation_term``.
     holds : bool
-        ``max_abs_error <= bound`` (and, with ``certify=True``, the certificate holds).
+        ``max_abs_error <= bound``, every head's factorisation residual within its
+        allowance (:func:`attn_expressivity.construction.factorisation_allowance`),
+        and, with ``certify=True``, the certificate holds.
+    factorisation_excess : list of dict
+        Heads whose ``|W_Δ − W_val W_out|`` exceeds the allowance (head, shift,
+        residual, allowance): their value/output blocks do not express ``W_Δ``.
     certificate : CertificationReport or None
         With ``verify(..., certify=True)``: the ball-arithmetic proof of
         ``|MHSA_exact − conv_exact| <= ε`` element by element
@@ -123,6 +132,7 @@ class VerifyReport:
     path: str = "dense"
     seconds: dict[str, float] = field(default_factory=dict)
     certificate: CertificationReport | None = None
+    factorisation_excess: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -152,8 +162,12 @@ class VerifyReport:
             f"  bound               {self.bound:.3e}  = leak {self.leak_term:.3e} "
             f"+ rounding {self.rounding_term:.3e} + factorisation {self.factorisation_term:.3e}",
             f"  leak per head <=    {self.leak:.3e}",
-            f"  {'PASS' if self.holds else 'FAIL'}: error {'<=' if self.holds else '>'} bound",
+            f"  {'PASS' if self.holds else 'FAIL'}: error "
+        f"{'<=' if self.max_abs_error <= self.bound else '>'} bound",
         ]
+        for e in self.factorisation_excess:
+            lines.append(f"  head {e['head']} (shift {tuple(e['shift'])}): |W_Δ - W_val W_out| = "
+                         f"{e['residual']:.3e} exceeds its allowance {e['allowance']:.3e}")
         if self.certificate is not None:
             lines.append("  " + self.certificate.summary().replace("\n", "\n  "))
         return "\n".join(lines)
@@ -239,6 +253,7 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     -------
     dict
         ``bound``, ``leak_term``, ``rounding_term``, ``factorisation_term``,
+        ``factorisation_excess`` (heads whose residual exceeds its allowance),
         ``leak`` (the per-head leak used), ``scale`` (``S``) and ``path``.
 
     Raises
@@ -259,6 +274,7 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     w_out = mhsa.w_out.reshape(H, dh, cfg.d_out)
     abs_tokens = np.abs(tokens)
     scale = scale_abs = resid = 0.0
+    excess: list[dict[str, Any]] = []
     l1 = float(abs_tokens.sum(axis=1).max())
     mats = head_matrices(layer.kernel.astype(np.float64), cfg.groups)
     for h in range(H):
@@ -266,7 +282,12 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
         scale += float(np.abs(tokens @ w_h).max())
         w_abs = np.abs(mhsa.w_val[h]).astype(np.float64) @ np.abs(w_out[h]).astype(np.float64)
         scale_abs += float((abs_tokens @ w_abs).max())
-        resid += l1 * float(np.abs(mats[h] - w_h).max())
+        r_h = float(np.abs(mats[h] - w_h).max())
+        resid += l1 * r_h
+        allowed = factorisation_allowance(mats[h], mhsa.w_val[h], w_out[h], layer.rank_tol)
+        if not r_h <= allowed:
+            excess.append({"head": h, "shift": [int(c) for c in layer.shifts[h]],
+                           "residual": r_h, "allowance": allowed})
     b_abs = 0.0 if layer.bias is None else float(np.abs(layer.bias).max())
     scale_abs += b_abs
     c_abs = float(conv(np.abs(x), np.abs(layer.kernel), stride=cfg.stride, padding=cfg.padding,
@@ -299,7 +320,8 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     rounding = gamma(m_a, u) * scale_abs + gamma(m_c, u) * c_abs + flush
     total = (leak_term + rounding + resid) * (1 + 4 * _U64)
     return {"bound": total, "leak_term": leak_term, "rounding_term": rounding,
-            "factorisation_term": resid, "leak": leak, "scale": scale, "path": path}
+            "factorisation_term": resid, "factorisation_excess": excess, "leak": leak,
+            "scale": scale, "path": path}
 
 
 _U64 = 2.0**-53
@@ -397,7 +419,9 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
         max_abs_error_border=border, bound=terms["bound"], leak_term=terms["leak_term"],
         rounding_term=terms["rounding_term"], factorisation_term=terms["factorisation_term"],
         leak=terms["leak"], scale=terms["scale"], path=path,
-        holds=bool(max_err <= terms["bound"]) and (certificate is None or certificate.holds),
+        holds=(bool(max_err <= terms["bound"]) and not terms["factorisation_excess"]
+               and (certificate is None or certificate.holds)),
+        factorisation_excess=terms["factorisation_excess"],
         seconds={"construct": t1 - t0, "attention": t2 - t1, "conv": t3 - t2, "bound": t4 - t3},
         certificate=certificate,
     )
