@@ -65,15 +65,13 @@ def test_alpha_for_extreme_tolerances(tol):
     assert math.isfinite(a) == (tol >= 2 * 5e-324)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeWarning,
-                   reason="known: inputs near the float64 maximum overflow inside conv/verify "
-                          "with a RuntimeWarning (inf results) instead of a NonFiniteError")
 def test_max_finite_input_says_why_it_cannot_be_evaluated():
+    """Inputs near the float64 maximum overflow in the products: a NonFiniteError that
+    says so, not a RuntimeWarning and inf results."""
     w, x, b = random_instance(kernel_size=3, in_channels=2, out_channels=2, image_size=5, seed=3)
-    big = x * 1e308
-    try:
-        report = verify(w, big, b, alpha=20.0)
-    except NonFiniteError as exc:
-        assert "finite" in str(exc) or "overflow" in str(exc)
-    else:
-        assert math.isfinite(report.bound) and report.holds
+    big = x / np.abs(x).max() * 1e308                  # finite, max |x| = 1e308
+    with pytest.raises(NonFiniteError, match=r"overflowed the float64 range"):
+        verify(w, big, b, alpha=20.0)
+    layer = conv_to_mhsa(w, b, alpha=20.0)
+    with pytest.raises(NonFiniteError, match=r"attention output overflowed the float64 range"):
+        layer(big)

@@ -58,15 +58,18 @@ def as_alpha(alpha: object) -> float:
     return alpha
 
 
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
 def as_float_array(value: object, name: str, *, min_ndim: int = 0, allow_nonfinite: bool = False) -> np.ndarray:
     """Return ``value`` as a floating-point ndarray without changing its dtype.
 
     Integer, boolean, complex and object arrays are refused rather than cast.
     """
     arr = np.asarray(value)
-    if arr.dtype.kind != "f":
+    if arr.dtype not in _FLOAT_DTYPES:
         raise ParameterTypeError(
-            f"`{name}` must be a real floating-point array (float32 or float64), "
+            f"`{name}` must be a real floating-point array (float16, float32 or float64), "
             f"got dtype {arr.dtype}"
         )
     if arr.ndim < min_ndim:

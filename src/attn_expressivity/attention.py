@@ -446,7 +446,7 @@ class MultiHeadSelfAttention:
         Raises
         ------
         ShapeError, ParameterTypeError, NonFiniteError
-            A bad input array; scores that overflow the floating-point range.
+            A bad input array; scores or outputs that overflow the floating-point range.
         ParameterValueError, NotSeparableError
             As for :meth:`select_path`.
         """
@@ -457,17 +457,25 @@ class MultiHeadSelfAttention:
         batch = x.shape[: x.ndim - nd - 1]
         n = math.prod(spatial)
         dtype = np.result_type(x, self.w_val, self.w_out, self.v, self.w_key_hat)
-        if chosen == "separable":
-            out = self._separable(x.reshape((-1,) + spatial + (self.d_in,)), spatial, dtype)
-        else:
-            flat = x.reshape((-1, n, self.d_in))
-            out = np.empty((flat.shape[0], n, self.d_out), dtype=dtype)
-            axis = None if self.has_content_terms else self.axis_coefficients()
-            for b in range(flat.shape[0]):
-                if axis is not None:
-                    out[b] = self._dense_positional(flat[b], spatial, axis, dtype)
-                else:
-                    out[b] = self._dense(flat[b], spatial)
+        # values near the top of the float range may overflow in the products; that is
+        # detected on the output below and reported as an error, not as a warning
+        with np.errstate(over="ignore", invalid="ignore"):
+            if chosen == "separable":
+                out = self._separable(x.reshape((-1,) + spatial + (self.d_in,)), spatial, dtype)
+            else:
+                flat = x.reshape((-1, n, self.d_in))
+                out = np.empty((flat.shape[0], n, self.d_out), dtype=dtype)
+                axis = None if self.has_content_terms else self.axis_coefficients()
+                for b in range(flat.shape[0]):
+                    if axis is not None:
+                        out[b] = self._dense_positional(flat[b], spatial, axis, dtype)
+                    else:
+                        out[b] = self._dense(flat[b], spatial)
+        if not np.isfinite(out).all():
+            raise NonFiniteError(
+                f"the attention output overflowed the {np.dtype(dtype).name} range (max |x| = "
+                f"{float(np.abs(x).max()):.3e}); rescale the input or the value weights"
+            )
         self.last_path = chosen
         return out.reshape(batch + spatial + (self.d_out,))
 

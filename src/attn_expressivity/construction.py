@@ -65,9 +65,12 @@ def _factorise(mats: np.ndarray, d_head: object, rank_tol: float | None,
         if d_head != "paper":
             raise ParameterValueError(f"`d_head` must be None, 'paper' or an int >= 1, got {d_head!r}")
         # The paper's construction: W_val^(h) = W_Δ, W_out^(h) = I (d_head = d_out).
-        ranks = np.array([np.linalg.matrix_rank(m, tol=rank_tol) for m in mats])
+        ranks = np.array([np.linalg.matrix_rank(m.astype(np.promote_types(m.dtype, np.float32)),
+                                                tol=rank_tol) for m in mats])
         return mats.copy(), np.tile(np.eye(d_out, dtype=mats.dtype), (H, 1)), ranks
-    u, s, vt = np.linalg.svd(mats, full_matrices=False)          # (H, d_in, r) (H, r) (H, r, d_out)
+    # LAPACK has no float16: split in at least float32, then round the factors back
+    u, s, vt = np.linalg.svd(mats.astype(np.promote_types(mats.dtype, np.float32)),
+                             full_matrices=False)                # (H, d_in, r) (H, r) (H, r, d_out)
     tol = (s.max(axis=1, initial=0.0) * max(d_in, d_out) * np.finfo(mats.dtype).eps
            if rank_tol is None else np.full(H, float(rank_tol)))
     ranks = (s > np.reshape(tol, (H, 1))).sum(axis=1)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._validation import as_float_array
 from .config import NUMPY_PAD_MODE, check_image, make_config
-from .errors import ShapeError
+from .errors import NonFiniteError, ShapeError
 
 __all__ = ["conv"]
 
@@ -54,7 +54,8 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *, s
         Unknown padding or padding mode, groups not dividing the channels,
         ``"same"`` with stride > 1, sizes below 1.
     NonFiniteError
-        NaN or infinity in ``x``, ``weight`` or ``bias``.
+        NaN or infinity in ``x``, ``weight`` or ``bias``, or a result that
+        overflows the floating-point range.
 
     Examples
     --------
@@ -79,11 +80,27 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *, s
     xp = np.pad(x, widths, mode=NUMPY_PAD_MODE[cfg.padding_mode])
     out_spatial = cfg.output_shape(tuple(x.shape[len(batch):-1]))
     dtype = np.result_type(x, weight, *([] if bias is None else [bias]))
-    g = cfg.groups
-    c_in, c_out = cfg.d_in // g, cfg.d_out // g
-    out = np.zeros(batch + out_spatial + (g, c_out), dtype=dtype)
+    c_in, c_out = cfg.d_in // cfg.groups, cfg.d_out // cfg.groups
+    out = np.zeros(batch + out_spatial + (cfg.groups, c_out), dtype=dtype)
     # weight[i] is (c_in, g * c_out); output channel o belongs to group o // c_out.
-    w_groups = weight.reshape(cfg.kernel_size + (c_in, g, c_out))
+    w_groups = weight.reshape(cfg.kernel_size + (c_in, cfg.groups, c_out))
+    with np.errstate(over="ignore", invalid="ignore"):   # overflow is reported below
+        _accumulate(out, xp, w_groups, cfg, out_spatial)
+        out = out.reshape(batch + out_spatial + (cfg.d_out,))
+        if bias is not None:
+            out += bias
+    if not np.isfinite(out).all():
+        raise NonFiniteError(
+            f"the convolution overflowed the {out.dtype.name} range (max |x| = "
+            f"{float(np.abs(x).max()):.3e}, max |weight| = {float(np.abs(weight).max()):.3e}); "
+            f"rescale the input or the kernel"
+        )
+    return out
+
+
+def _accumulate(out: np.ndarray, xp: np.ndarray, w_groups: np.ndarray, cfg, out_spatial) -> None:
+    """``out[..., g, :] += Σ_i xpad[o·s + i·d] @ W[i]`` over kernel indices ``i``."""
+    g, c_in = cfg.groups, w_groups.shape[-3]
     for index in itertools.product(*[range(k) for k in cfg.kernel_size]):
         window = tuple(
             slice(i * d, i * d + s * (n - 1) + 1, s)
@@ -96,7 +113,3 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *, s
             out[..., 0, :] += patch[..., 0, :] @ w[:, 0, :]
         else:
             out += np.einsum("...gc,cgo->...go", patch, w)
-    out = out.reshape(batch + out_spatial + (cfg.d_out,))
-    if bias is not None:
-        out += bias
-    return out
