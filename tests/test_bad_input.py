@@ -46,10 +46,14 @@ def LAYER(*shape, **kw):
     return ae.conv_to_mhsa(W(*shape), alpha=kw.pop("alpha", 1.0), **kw)
 
 
+try:
+    import torch
+except ImportError:  # the torch rows are skipped
+    torch = None
+
 NAMESPACE = {"np": np, "math": math, "W": W, "X": X, "MHSA": MHSA, "LAYER": LAYER,
-             "border_effect": border_effect, "random_instance": random_instance,
-             **{name: getattr(ae, name) for name in ae.__all__ if not name.startswith("_")
-                and name not in ("from_torch", "to_torch")}}
+             "border_effect": border_effect, "random_instance": random_instance, "torch": torch,
+             **{name: getattr(ae, name) for name in ae.__all__ if not name.startswith("_")}}
 
 # (callable, kind of bad input, call, exception, pattern the message must match)
 PY_ROWS = [
@@ -130,7 +134,16 @@ PY_ROWS = [
     ("border_effect", "α < 0", "border_effect(W(3, 3, 2, 3), X(5, 5, 2), alpha=-1)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),
     ("certified_leak_bound", "α < 0", "certified_leak_bound(-1.0, 2)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),
     ("certify_layer", "sizes too large for certify", "certify_layer(LAYER(3, 3, 4, 4), X(40, 40, 4))", "CertificationSizeError", r"certify=True is limited to"),
+    ("scale_factor", "channel mismatch", "scale_factor(W(3, 3, 2, 3), X(5, 5, 3))", "ShapeError", r"channel mismatch: `x` has 3 channels"),
+    ("scale_from_bound", "NaN/inf values", "scale_from_bound(W(3, 3, 2, 3), math.nan)", "ParameterValueError", r"`x_max` must be a finite number >= 0, got nan"),
+    ("scale_from_bound", "negative bound", "scale_from_bound(W(3, 3, 2, 3), -1.0)", "ParameterValueError", r"`x_max` must be a finite number >= 0, got -1.0"),
+    ("dtype_alpha_table", "unknown dtype", "dtype_alpha_table(dtypes=('float8',))", "ParameterValueError", r"`dtypes` must be some of .*got 'float8'"),
+    # torch interop (rows need torch; they are skipped without it)
+    ("from_torch", "not a convolution module", "from_torch(42)", "ParameterTypeError", r"`module` must be a torch.nn.Conv1d, Conv2d or Conv3d, got int"),
+    ("from_torch", "α < 0", "from_torch(torch.nn.Conv2d(2, 3, 3), alpha=-1)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),
+    ("to_torch", "not a layer", "to_torch(42)", "ParameterTypeError", r"`layer` must be a ConvAttention, got int"),
 ]
+TORCH_ROWS = {"from_torch", "to_torch"}
 
 # (subcommand, kind of bad input, argv, "exit 2", pattern of the one line on stderr)
 CLI_ROWS = [
@@ -148,7 +161,9 @@ CLI_ROWS = [
     ("verify", "negative seed", "verify --seed -3", "exit 2", r"`seed` must be >= 0, got -3"),
     ("(none)", "unknown subcommand", "nonsense", "exit 2", r"invalid choice"),
     ("(none)", "missing subcommand", "", "exit 2", r"required"),
+    ("verify", "no PyTorch module for the axes", "verify --torch --ndim 4 --kernel-size 2 --image-size 3", "exit 2", r"PyTorch has convolution modules for 1, 2 and 3 spatial axes"),
     ("derive", "zero/negative size", "derive --ndim 0", "exit 2", r"ndim"),
+    ("prove", "unknown claim", "prove --claim Lemma9", "exit 2", r"unknown claim\(s\) \['Lemma9'\]"),
     ("alpha", "tolerance ≤ 0", "alpha --tolerance 0", "exit 2", r"--tolerance: expected a number > 0"),
     ("alpha", "tolerance ≤ 0", "alpha --tolerance=-1e-6", "exit 2", r"--tolerance: expected a number > 0"),
     ("plot", "unknown figure", "plot nonsense --out figures", "exit 2", r"nonsense"),
@@ -173,6 +188,8 @@ def _run_cli(argv, capsys):
 @pytest.mark.parametrize(("target", "kind", "code", "exc_name", "match"), PY_ROWS,
                          ids=[f"{r[0]}:{r[2]}" for r in PY_ROWS])
 def test_python_row(target, kind, code, exc_name, match):
+    if target in TORCH_ROWS:
+        pytest.importorskip("torch")
     exc_type = getattr(ae, exc_name)
     with pytest.raises(exc_type, match=match) as info:
         eval(code, dict(NAMESPACE))
@@ -183,6 +200,8 @@ def test_python_row(target, kind, code, exc_name, match):
 @pytest.mark.parametrize(("target", "kind", "argv", "status", "match"), CLI_ROWS,
                          ids=[f"{r[0]}:{r[2]}" for r in CLI_ROWS])
 def test_cli_row(target, kind, argv, status, match, capsys):
+    if "--torch" in argv:
+        pytest.importorskip("torch")
     code, err = _run_cli(argv, capsys)
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err, err
@@ -222,6 +241,7 @@ def render_table(capsys=None):
 
 
 def test_docs_table_matches_rows():
+    pytest.importorskip("torch")            # the table is rendered with the torch rows
     text = DOCS.read_text(encoding="utf-8")
     assert BEGIN in text and END in text, f"{DOCS.name} lost its table markers"
     table = text.split(BEGIN, 1)[1].split(END, 1)[0].strip() + "\n"
@@ -233,8 +253,7 @@ def test_docs_table_matches_rows():
 
 def test_every_public_function_has_a_row():
     covered = {r[0].split(".")[0] for r in PY_ROWS}
-    skip = {"ConvAttention", "VerifyReport", "CertificationReport", "Enclosure", "from_torch",
-            "to_torch", "dtype_alpha_table", "scale_factor", "scale_from_bound"}
+    skip = {"ConvAttention", "VerifyReport", "CertificationReport", "Enclosure"}   # classes built by the library
     public = {n for n in ae.__all__ if not n.endswith("Error")} - skip
     assert public <= covered, sorted(public - covered)
 
@@ -249,3 +268,8 @@ def _write_docs():
 if __name__ == "__main__":
     _write_docs()
     sys.exit(0)
+
+
+def test_every_subcommand_has_a_row():
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) <= {r[0] for r in CLI_ROWS}, sorted(set(sub.choices) - {r[0] for r in CLI_ROWS})
