@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -71,6 +72,9 @@ __all__ = ["MultiHeadSelfAttention", "DEFAULT_MEMORY_BUDGET", "PATHS", "stable_s
 
 #: Default bound, in bytes, on the scratch memory of one chunk of queries (64 MiB).
 DEFAULT_MEMORY_BUDGET = 64 * 2**20
+
+#: Threads the dense positional path spreads its heads over.
+_THREADS = os.cpu_count() or 1
 
 #: The values of ``path`` accepted by :meth:`MultiHeadSelfAttention.__call__`.
 PATHS = ("auto", "dense", "separable")
@@ -125,10 +129,11 @@ def stable_softmax(scores: np.ndarray, beta: float = 1.0) -> np.ndarray:
 
 
 def _exp_floor(dtype: np.dtype) -> float:
-    """``⌈ln tiny⌉``: exponents below it are flushed to weight 0 (``-708`` in float64).
+    """``⌈ln tiny⌉`` (``-708`` in float64): the dense path clips exponents here.
 
-    A flushed weight is below ``e^{⌈ln tiny⌉} < e · tiny`` (``tiny`` the smallest
-    normal number), an absolute perturbation that
+    A clipped weight is ``e^{⌈ln tiny⌉} < e · tiny`` (``tiny`` the smallest normal
+    number) instead of its exact value in ``[0, e · tiny)``: an absolute
+    perturbation below ``e · tiny`` that
     :func:`attn_expressivity.verify.error_bound` accounts for; it keeps ``exp``
     and the matrix products out of the slow subnormal range.
     """
@@ -637,51 +642,73 @@ class MultiHeadSelfAttention:
         H, dh, D = self.n_heads, self.d_head, self.ndim
         w_out = self.w_out.reshape(H, dh, self.d_out)
         coords = np.indices(spatial).reshape(D, n)                          # (D, n) query coordinates
-        out = np.zeros((n, self.d_out), dtype=dtype)
-        step = self.chunk_size(n, positional=True)
-        buffer = np.empty(n * step, dtype=dtype)                            # reused by every chunk
         beta = self.beta
         floor = _exp_floor(dtype)
-        for h in range(H):
-            tables = []                                                     # key-major: (L_i keys, L_i queries)
-            for i, size in enumerate(spatial):
-                t = self._axis_scores(float(a[h, i]), float(b[h, i]), size, dtype)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    tables.append((t - t.max(axis=1, keepdims=True)).T)     # T_i <= 0, row max 0
-            vals = np.empty((n, dh + 1), dtype=dtype)
-            np.matmul(x, self.w_val[h], out=vals[:, :dh])                   # (n, d_head)
-            vals[:, dh] = 1.0                                               # row sums ride along
-            for start in range(0, n, step):
-                stop = min(n, start + step)
-                m = stop - start
-                # weights are laid out key-major, s[k_1, …, k_D, q] = Σ_i T_i[q_i, k_i], so the
-                # broadcast sum runs along the long query axis                # (*spatial, m)
-                cols = [t[:, coords[i, start:stop]].reshape((1,) * i + (size,) + (1,) * (D - 1 - i) + (m,))
-                        for i, (t, size) in enumerate(zip(tables, spatial))]
-                s = buffer[: n * m].reshape(spatial + (m,))
-                with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-                    if D == 1:
-                        s[...] = cols[0]
-                    else:
-                        np.add(cols[0], cols[1], out=s)
-                        for c in cols[2:]:
-                            s += c
-                    s = s.reshape(n, m)
-                    if beta == math.inf:
-                        s[...] = s == 0                  # the argmax set: every T_i at its row maximum
-                    elif beta == 0.0:
-                        s.fill(1.0)
-                    else:
-                        if beta != 1.0:
-                            s *= beta
-                        # flush to zero the weights below the normal range: exp is slow there
-                        keep = s >= floor
-                        np.maximum(s, floor, out=s)
-                        np.exp(s, out=s)                                    # (n, m) weights
-                        s *= keep
-                acc = s.T @ vals                                            # (m, d_head + 1)
-                heads = acc[:, :dh] / acc[:, dh:]                           # convex combinations
-                out[start:stop] += heads @ w_out[h]                         # (m, d_out)
+        # heads run on up to `workers` threads (numpy's elementwise kernels release the
+        # GIL); each thread has its own scratch and accumulator, so the budget is split
+        workers = max(1, min(H, _THREADS))
+        step = max(1, self.chunk_size(n, positional=True) // workers)
+
+        def run(heads: range) -> np.ndarray:
+            out = np.zeros((n, self.d_out), dtype=dtype)
+            buffer = np.empty(n * step, dtype=dtype)                        # reused by every chunk
+            for h in heads:
+                tables = []                                                     # key-major: (L_i keys, L_i queries)
+                for i, size in enumerate(spatial):
+                    t = self._axis_scores(float(a[h, i]), float(b[h, i]), size, dtype)
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        tables.append((t - t.max(axis=1, keepdims=True)).T)     # T_i <= 0, row max 0
+                vals = np.empty((n, dh + 1), dtype=dtype)
+                np.matmul(x, self.w_val[h], out=vals[:, :dh])                   # (n, d_head)
+                vals[:, dh] = 1.0                                               # row sums ride along
+                for start in range(0, n, step):
+                    stop = min(n, start + step)
+                    m = stop - start
+                    # weights are laid out key-major, s[k_1, …, k_D, q] = Σ_i T_i[q_i, k_i], so the
+                    # broadcast sum runs along the long query axis                # (*spatial, m)
+                    cols = [t[:, coords[i, start:stop]].reshape((1,) * i + (size,) + (1,) * (D - 1 - i) + (m,))
+                            for i, (t, size) in enumerate(zip(tables, spatial))]
+                    s = buffer[: n * m].reshape(spatial + (m,))
+                    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                        if D == 1:
+                            s[...] = cols[0]
+                        else:
+                            np.add(cols[0], cols[1], out=s)
+                            for c in cols[2:]:
+                                s += c
+                        s = s.reshape(n, m)
+                        if beta == math.inf:
+                            s[...] = s == 0                  # the argmax set: every T_i at its row maximum
+                        elif beta == 0.0:
+                            s.fill(1.0)
+                        else:
+                            if beta != 1.0:
+                                s *= beta
+                            # clip the exponents at ⌈ln tiny⌉: weights stay in the normal range,
+                            # where exp and the products are fast (each moves by < e·tiny)
+                            np.maximum(s, floor, out=s)
+                            np.exp(s, out=s)                                    # (n, m) weights
+                    acc = s.T @ vals                                            # (m, d_head + 1)
+                    mixed = acc[:, :dh] / acc[:, dh:]                           # convex combinations
+                    out[start:stop] += mixed @ w_out[h]                         # (m, d_out)
+            return out
+
+        def run_quietly(heads: range) -> np.ndarray:
+            # the caller's errstate does not reach worker threads; overflow is checked
+            # on the output by __call__
+            with np.errstate(over="ignore", invalid="ignore"):
+                return run(heads)
+
+        if workers == 1:
+            out = run(range(H))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(run_quietly, [range(w, H, workers) for w in range(workers)]))
+            out = parts[0]
+            for part in parts[1:]:
+                out += part
         out += self.b_out
         return out
 

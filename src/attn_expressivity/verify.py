@@ -52,8 +52,9 @@ bound made of three terms (all in the computation's dtype, unit roundoff
      contractions: lengths ``d_in + d_head + n_heads ≤ d_in + n_heads·d_head + 1``,
      within ``m_s``.)
 
-   Weights below the normal range are flushed to 0 (``exp`` and the products
-   are slow on subnormal numbers); each is below ``e·tiny`` before
+   Weights below the normal range are clipped to ``e^{⌈ln tiny⌉}`` (dense) or
+   flushed to 0 (separable), since ``exp`` and the products are slow on
+   subnormal numbers; each moves by less than ``e·tiny`` before
    normalisation (dense; the target's weight is ``exp(0) = 1``) or below
    ``tiny`` after it (separable), adding at most ``6 n · tiny · S_abs``.
    The reference convolution's own rounding is at most ``γ_{m_c} · C_abs`` with
