@@ -182,10 +182,12 @@ def main():
     print(f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, numpy {np.__version__}; "
           f"load average at start {os.getloadavg()[0]:.2f}")
-    section_torch(args.repeat, args.quick)
-    section_separable(args.repeat, args.quick)
+    # the end-to-end run goes first: a child process starts with its parent's peak RSS
+    # as its own high-water mark, and the torch baseline's masks are large
     if not args.skip_e2e:
         section_end_to_end()
+    section_torch(args.repeat, args.quick)
+    section_separable(args.repeat, args.quick)
     section_scaling(args.repeat, args.quick)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s; load average at end {os.getloadavg()[0]:.2f}; "
           f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")

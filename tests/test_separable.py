@@ -20,11 +20,11 @@ from attn_expressivity import (
     NotSeparableError,
     ParameterTypeError,
     ParameterValueError,
+    attention,
     conv,
     conv_to_mhsa,
     verify,
 )
-from attn_expressivity import attention
 from attn_expressivity.encoding import anisotropic_encoding, quadratic_encoding
 
 REL = 1e-12

@@ -626,16 +626,18 @@ class MultiHeadSelfAttention:
 
     def _dense_positional(self, x: np.ndarray, spatial: tuple[int, ...],
                           axis: tuple[np.ndarray, np.ndarray], dtype: np.dtype) -> np.ndarray:
-        """Dense path without content terms, scores from per-axis tables; ``(n, d_in) -> (n, d_out)``.
+        """Dense path without content terms, weights from per-axis tables; ``(n, d_in) -> (n, d_out)``.
 
-        Score of query ``q`` and key ``k``: ``Σ_i T_i[q_i, k_i]`` with
-        ``T_i = f_i − rowmax f_i <= 0`` (a per-query constant, which softmax
-        ignores), summed left to right. The row maximum is exactly 0 (rounded
-        addition of non-positive numbers is monotone and ``0 + 0 = 0``), so no
-        pass over the scores is needed to stabilise ``exp``. The weights are
-        not normalised in place: the row sum comes out of the same matrix
-        product as the weighted values (a column of ones appended to them) and
-        the ``(chunk, d_head)`` result is divided by it.
+        The weight of query ``q`` and key ``k`` is ``Π_i E_i[q_i, k_i]`` with
+        ``E_i = exp(β T_i)`` and ``T_i = f_i − rowmax f_i <= 0``: in exact
+        arithmetic ``exp(β(A_{q,k} − c_q))`` with ``c_q`` the row maximum of the
+        scores (a per-query constant, which softmax ignores), so the target's
+        weight is exactly ``1``. Every one of the ``n × n`` weights is formed
+        (one broadcast product per chunk of queries, the ``O(n²)`` part) and the
+        ``exp`` runs on the small per-axis tables only. The weights are not
+        normalised in place: the row sum comes out of the same matrix product as
+        the weighted values (a column of ones appended to them) and the
+        ``(chunk, d_head)`` result is divided by it.
         """
         a, b = axis
         n = x.shape[0]
@@ -656,8 +658,19 @@ class MultiHeadSelfAttention:
                 tables = []                                                     # key-major: (L_i keys, L_i queries)
                 for i, size in enumerate(spatial):
                     t = self._axis_scores(float(a[h, i]), float(b[h, i]), size, dtype)
-                    with np.errstate(over="ignore", invalid="ignore"):
-                        tables.append((t - t.max(axis=1, keepdims=True)).T)     # T_i <= 0, row max 0
+                    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                        t = t - t.max(axis=1, keepdims=True)                    # T_i <= 0, row max 0
+                        if beta == math.inf:
+                            e = (t == 0).astype(dtype)          # the argmax set of each axis
+                        elif beta == 0.0:
+                            e = np.ones_like(t)
+                        else:
+                            if beta != 1.0:
+                                t *= beta
+                            # clip the exponents at ⌈ln tiny⌉: factors stay in the normal
+                            # range (each clipped one moves by less than e·tiny)
+                            e = np.exp(np.maximum(t, floor))
+                    tables.append(e.T)                                          # E_i = exp(β T_i)
                 vals = np.empty((n, dh + 1), dtype=dtype)
                 np.matmul(x, self.w_val[h], out=vals[:, :dh])                   # (n, d_head)
                 vals[:, dh] = 1.0                                               # row sums ride along
@@ -669,25 +682,14 @@ class MultiHeadSelfAttention:
                     cols = [t[:, coords[i, start:stop]].reshape((1,) * i + (size,) + (1,) * (D - 1 - i) + (m,))
                             for i, (t, size) in enumerate(zip(tables, spatial))]
                     s = buffer[: n * m].reshape(spatial + (m,))
-                    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                    with np.errstate(under="ignore"):
                         if D == 1:
                             s[...] = cols[0]
                         else:
-                            np.add(cols[0], cols[1], out=s)
+                            np.multiply(cols[0], cols[1], out=s)
                             for c in cols[2:]:
-                                s += c
-                        s = s.reshape(n, m)
-                        if beta == math.inf:
-                            s[...] = s == 0                  # the argmax set: every T_i at its row maximum
-                        elif beta == 0.0:
-                            s.fill(1.0)
-                        else:
-                            if beta != 1.0:
-                                s *= beta
-                            # clip the exponents at ⌈ln tiny⌉: weights stay in the normal range,
-                            # where exp and the products are fast (each moves by < e·tiny)
-                            np.maximum(s, floor, out=s)
-                            np.exp(s, out=s)                                    # (n, m) weights
+                                s *= c
+                    s = s.reshape(n, m)                                         # (n, m) weights
                     acc = s.T @ vals                                            # (m, d_head + 1)
                     mixed = acc[:, :dh] / acc[:, dh:]                           # convex combinations
                     out[start:stop] += mixed @ w_out[h]                         # (m, d_out)

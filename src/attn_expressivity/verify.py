@@ -24,11 +24,11 @@ bound made of three terms (all in the computation's dtype, unit roundoff
      and the product over axes leaks at most
      ``1 − (1 + e^{αC}T)^{−D} ≤ e^{αC}(1 − (1 + T)^{−D})`` (``T = θ₃ − 1``; the
      function ``1 − (1 + x)^{−D}`` is concave and vanishes at 0);
-   * *dense path* (scores ``fl(Σ_i (f̂_i − m_i))``, a sum of non-positive
-     terms, relative error ``γ_{D−1}``): the exponent of key ``k`` relative to
-     the target is at most ``−α(1 − 4γ_3 − γ_D)‖z‖² + 8γ_3(1 + γ_D)α‖Δ‖²``.
+   * *dense path* (weights ``Π_i exp(f̂_i − m_i)``, the per-axis exponents
+     of the separable path multiplied together): the exponent of key ``k``
+     relative to the target is at most ``−α(1 − 4γ_3 − u)‖z‖² + 8γ_3(1 + u)α‖Δ‖²``.
 
-   Both exponents are bounded by ``−α(1 − τ)‖z‖² + αC`` (``γ_3(1 + γ_D) ≤ γ_{D+3}``),
+   Both exponents are bounded by ``−α(1 − τ)‖z‖² + αC``,
    so the computed off-target weights are at most those of ``α(1 − τ)``
    times ``e^{αC}``, whatever the row maximum is; off-target over target mass
    ``e^{αC}X/(1 + e^{αC}X) ≤ e^{αC}X/(1 + X)`` then gives ``L̃``.
@@ -40,9 +40,11 @@ bound made of three terms (all in the computation's dtype, unit roundoff
    ``γ_m · S_abs`` with ``S_abs = Σ_h max_k ‖|x_k||W_val^(h)||W_out^(h)|‖_∞ + ‖b‖_∞``.
    The convex combination depends on the path that ran:
 
-   * *dense*: ``Σ_k w_k v_k / Σ_k w_k`` over the ``n`` keys (``w_k = exp``),
-     numerator and denominator inner products of length ``n`` plus the
-     exp errors and the division: ``m = m_d = 2n + d_in + n_heads·d_head + 10``;
+   * *dense*: ``Σ_k w_k v_k / Σ_k w_k`` over the ``n`` keys, numerator and
+     denominator inner products of length ``n``, each weight a product of ``D``
+     per-axis ``exp`` values (relative error ``(1 + 4u)^D (1 + u)^{D−1}``,
+     within ``γ_{5D}``), and the division:
+     ``m = m_d = 2n + d_in + n_heads·d_head + 5D + 10``;
    * *separable*: ``D`` successive contractions of length ``L_i`` (the side
      along axis ``i``) with the normalised per-axis weights, each weight
      perturbed relatively by ``γ_{L_i+8}`` (exp, sum, division):
@@ -315,7 +317,7 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     if path == "separable":                 # D contractions of length L_i
         m_a = sum(2 * side + 8 for side in padded) + cfg.d_in + H * dh + 10
     else:                                   # one convex combination over the n keys
-        m_a = 2 * n_keys + cfg.d_in + H * dh + 10
+        m_a = 2 * n_keys + cfg.d_in + H * dh + 5 * nd + 10
     m_c = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
     flush = 6.0 * n_keys * float(np.finfo(dtype).tiny) * scale_abs   # weights flushed below tiny
     rounding = gamma(m_a, u) * scale_abs + gamma(m_c, u) * c_abs + flush
