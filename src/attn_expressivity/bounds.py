@@ -283,13 +283,16 @@ def scale_factor(weight: np.ndarray, x: np.ndarray, *, groups: int = 1) -> float
     u, eta = 2.0**-53, 2.0**-1074
     g = gamma(cfg.d_in, u)
     d_eta = cfg.d_in * eta
-    with np.errstate(under="ignore"):
-        val = np.abs(tokens @ mats)                                       # (H, n, d_out)
-        mag = np.abs(tokens) @ np.abs(mats)                               # (H, n, d_out)
-        # |x W| <= |fl(x W)| + γ|x||W| + dη and |x||W| <= fl(|x||W|)/(1 − γ) + dη
-        up = val + g * (mag / (1.0 - g) + d_eta) + d_eta                  # 5 roundings, all >= 0
-    per_head = up.reshape(up.shape[0], -1).max(axis=1) * (1.0 + 8 * u)     # covers those roundings
-    return _sum_up(math.nextafter(float(m), math.inf) for m in per_head)
+    abs_tokens = np.abs(tokens)
+    per_head = []
+    for mat in mats:                                                      # one head at a time:
+        with np.errstate(under="ignore"):                                 # O(n d_out) memory
+            val = np.abs(tokens @ mat)                                    # (n, d_out)
+            mag = abs_tokens @ np.abs(mat)                                # (n, d_out)
+            # |x W| <= |fl(x W)| + γ|x||W| + dη and |x||W| <= fl(|x||W|)/(1 − γ) + dη
+            up = val + g * (mag / (1.0 - g) + d_eta) + d_eta              # 5 roundings, all >= 0
+        per_head.append(float(up.max()) * (1.0 + 8 * u))                  # covers those roundings
+    return _sum_up(math.nextafter(m, math.inf) for m in per_head)
 
 
 def scale_from_bound(weight: np.ndarray, x_max: float, *, groups: int = 1) -> float:
