@@ -10,7 +10,9 @@ from attn_expressivity import (
     ParameterTypeError,
     ParameterValueError,
     UnsupportedConfigurationError,
+    conv,
     conv_to_mhsa,
+    quadratic_head_vectors,
 )
 from attn_expressivity.attention import MultiHeadSelfAttention
 from attn_expressivity.certify import (
@@ -181,3 +183,19 @@ def test_cli_alpha_and_verify_certify(capsys):
     assert main(["verify", "--certify"]) == 2
     assert "limited to 600,000 ball operations" in capsys.readouterr().err
     assert main(["alpha"]) == 2 and "one of the arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_consistently_wrong_shifts_are_not_certified(backend):
+    """Mirrored head offsets with matching score vectors compute a true convolution, not
+    the cross-correlation: the convolution side reads its taps from the configuration,
+    so the layer must not certify."""
+    rng = np.random.default_rng(21)
+    w, x = rng.standard_normal((3, 3, 1, 1)), rng.standard_normal((5, 5, 1))
+    layer = conv_to_mhsa(w, alpha=30.0)
+    assert certify_layer(layer, x, backend=backend).holds
+    layer.shifts = -layer.shifts
+    layer.mhsa.v[...] = quadratic_head_vectors(layer.shifts, 30.0)
+    assert np.abs(layer(x) - conv(x, w)).max() > 0.1
+    report = certify_layer(layer, x, backend=backend)
+    assert not report.holds and report.failures

@@ -720,8 +720,16 @@ def _certify_pass(be: _Balls, layer: Any, geo: dict[str, Any], alphas: list[Frac
     off_index = np.ravel_multi_index(tuple(np.moveaxis(rel, -1, 0)), box).tolist()
     offsets = np.indices(box).reshape(nd, -1).T - (np.array(padded) - 1)    # (n_off, D)
     q_flat = np.ravel_multi_index(tuple(q_pos.T), padded).tolist()          # query token index
-    tap = [np.ravel_multi_index(tuple((q_pos + np.array(d)).T), padded).tolist()
-           for d in layer.shifts]                                            # target token per head
+    # the convolution side reads its taps from the configuration alone, never from the
+    # layer's shifts: output o, kernel index i (raster order, the order of `mats`) reads
+    # the padded pixel o·stride + i·dilation
+    outs = np.array(list(itertools.product(*[range(len(r)) for r in q_axes])),
+                    dtype=np.int64).reshape(-1, nd)                          # (n_q, D)
+    kernel_idx = np.array(list(itertools.product(*[range(k) for k in cfg.kernel_size])),
+                          dtype=np.int64).reshape(-1, nd)                    # (H, D)
+    tap = [np.ravel_multi_index(tuple((outs * np.array(cfg.stride)
+                                       + i * np.array(cfg.dilation)).T), padded).tolist()
+           for i in kernel_idx]                                              # conv tap per kernel index
 
     # exact relative scores and their exponentials (one per distinct value)
     exp_cache: dict[Fraction, Any] = {}
