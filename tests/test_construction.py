@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from attn_expressivity import (
@@ -37,10 +37,8 @@ def test_hard_attention_equals_conv(kh, kw, h, w, d_in, d_out, padding, seed):
     bias = rng.standard_normal(d_out)
     x = rng.standard_normal((h, w, d_in))
     pad = padding if isinstance(padding, tuple) else (padding, padding) if isinstance(padding, int) else None
-    if padding == "valid" and (kh > h or kw > w):
-        return
-    if pad is not None and (kh > h + 2 * pad[0] or kw > w + 2 * pad[1]):
-        return
+    assume(not (padding == "valid" and (kh > h or kw > w)))
+    assume(not (pad is not None and (kh > h + 2 * pad[0] or kw > w + 2 * pad[1])))
     layer = conv_to_mhsa(weight, bias, alpha=math.inf, padding=padding)
     assert layer.n_heads == kh * kw and layer.mhsa.d_p == 3
     assert rel_err(layer(x), conv(x, weight, bias, padding=padding)) <= 1e-12
@@ -142,3 +140,16 @@ def test_wrong_value_blocks_fail_instead_of_widening_the_bound():
                                 layer.mhsa.w_out.reshape(9, -1, 3)[4]), rel=1e-12)
     # the widened bound would have covered the error: the excess check is what catches it
     assert np.abs(layer(x) - conv(x, weight, bias)).max() <= terms["bound"]
+
+
+def test_float16_rounding_bound_exists_only_where_m_u_is_small():
+    """In float16 (u = 2^-11) the dense path's chain over 1024 keys has m·u > 1/2: no
+    a-priori bound exists and verify says so; the separable path's chain is short."""
+    from attn_expressivity import ParameterValueError
+
+    w, x, b = random_instance(kernel_size=3, in_channels=2, out_channels=2, image_size=30, seed=1)
+    w, x, b = (a.astype(np.float16) for a in (w, x, b))
+    with pytest.raises(ParameterValueError, match=r"needs m·u < 1/2 and float16.*path='separable'"):
+        verify(w, x, b, alpha=12.0, path="dense")
+    report = verify(w, x, b, alpha=12.0, path="separable")
+    assert report.holds and report.config["dtype"] == "float16"

@@ -39,27 +39,29 @@ from attn_expressivity.testing import (
 ALPHAS = st.one_of(st.sampled_from([0.0, 0.5, 3.0, 20.0, 60.0, math.inf]), st.floats(0.0, 80.0))
 
 
-@given(cfg=conv_configs(), data=st.data(), alpha=ALPHAS, with_bias=st.booleans())
-def test_theorem1_within_certified_bound(cfg, data, alpha, with_bias):
+@given(cfg=conv_configs(), data=st.data(), alpha=ALPHAS, with_bias=st.booleans(),
+       path=st.sampled_from(["auto", "dense"]))
+def test_theorem1_within_certified_bound(cfg, data, alpha, with_bias, path):
     x = data.draw(images(cfg, max_extra=2), label="x")
     w = data.draw(kernels(cfg), label="weight")
     bias = data.draw(arrays(np.float64, (cfg.d_out,), elements=st.floats(-1, 1)), label="bias") \
         if with_bias else None
-    report = assert_reproduces_conv(w, x, bias, alpha=alpha, **conv_options(cfg))
+    report = assert_reproduces_conv(w, x, bias, alpha=alpha, path=path, **conv_options(cfg))
     assert report.holds and report.max_abs_error <= report.bound
     assert report.config["dtype"] == "float64"
 
 
 @given(cfg=conv_configs(ndim=(1, 2)), data=st.data(), alpha=st.one_of(st.floats(8.0, 60.0),
-                                                                       st.just(math.inf)))
-def test_float32_within_float32_bound(cfg, data, alpha):
+                                                                       st.just(math.inf)),
+       path=st.sampled_from(["auto", "dense"]))
+def test_float32_within_float32_bound(cfg, data, alpha, path):
     x = data.draw(images(cfg, max_extra=2, dtype=np.float32), label="x")
     w = data.draw(kernels(cfg, dtype=np.float32), label="weight")
-    report = assert_reproduces_conv(w, x, alpha=alpha, **conv_options(cfg))
+    report = assert_reproduces_conv(w, x, alpha=alpha, path=path, **conv_options(cfg))
     assert report.config["dtype"] == "float32"
     # the bound is the float32 one: its rounding term scales with float32's unit roundoff
     report64 = assert_reproduces_conv(w.astype(np.float64), x.astype(np.float64), alpha=alpha,
-                                      **conv_options(cfg))
+                                      path=path, **conv_options(cfg))
     if report64.rounding_term > 0:
         assert report.rounding_term >= 2.0**29 * report64.rounding_term * (1 - 1e-6)
 

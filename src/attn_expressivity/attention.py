@@ -129,13 +129,12 @@ def stable_softmax(scores: np.ndarray, beta: float = 1.0) -> np.ndarray:
 
 
 def _exp_floor(dtype: np.dtype) -> float:
-    """``⌈ln tiny⌉`` (``-708`` in float64): the dense path clips exponents here.
+    """``⌈ln tiny⌉`` (``-708`` in float64): below it the dense path flushes a factor to 0.
 
-    A clipped weight is ``e^{⌈ln tiny⌉} < e · tiny`` (``tiny`` the smallest normal
-    number) instead of its exact value in ``[0, e · tiny)``: an absolute
-    perturbation below ``e · tiny`` that
+    A flushed factor's exact value is below ``e^{⌈ln tiny⌉} < e · tiny``
+    (``tiny`` the smallest normal number), an absolute perturbation that
     :func:`attn_expressivity.verify.error_bound` accounts for; it keeps ``exp``
-    and the matrix products out of the slow subnormal range.
+    out of the slow subnormal range.
     """
     return float(math.ceil(math.log(np.finfo(dtype).tiny)))
 
@@ -667,9 +666,10 @@ class MultiHeadSelfAttention:
                         else:
                             if beta != 1.0:
                                 t *= beta
-                            # clip the exponents at ⌈ln tiny⌉: factors stay in the normal
-                            # range (each clipped one moves by less than e·tiny)
+                            # factors below the normal range are flushed to 0 (each moves
+                            # by less than e·tiny); exp never sees a subnormal result
                             e = np.exp(np.maximum(t, floor))
+                            e[t < floor] = 0.0
                     tables.append(e.T)                                          # E_i = exp(β T_i)
                 vals = np.empty((n, dh + 1), dtype=dtype)
                 np.matmul(x, self.w_val[h], out=vals[:, :dh])                   # (n, d_head)

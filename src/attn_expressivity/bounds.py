@@ -412,8 +412,8 @@ def dtype_alpha_table(*, ndim: int = 2, kernel_size: int = 3, channels: int = 4,
       ``e(α) <= floor + u``: the leak adds at most one rounding unit.
 
     float16, float32 and float64 run the library's layer with numpy (the
-    scores are formed in float64 from the integer encoding and rounded to the
-    type once; numpy's float16 matrix products accumulate in float32).
+    per-axis scores are computed in the type itself; numpy's float16 matrix
+    products accumulate in float32).
     bfloat16 has no numpy type: it runs a direct torch transcription of the
     dense path (``torch.softmax``, ``torch.matmul`` on CPU, which accumulate in
     float32); without torch its row has ``None`` and a note.

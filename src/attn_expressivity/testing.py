@@ -479,7 +479,7 @@ def _head_errors(layer: ConvAttention, x: np.ndarray, index: tuple[int, ...]) ->
 
 def assert_reproduces_conv(layer_or_weight: ConvAttention | np.ndarray, x: np.ndarray,
                            bias: np.ndarray | None = None, *, alpha: float | None = None,
-                           d_head: int | str | None = None,
+                           d_head: int | str | None = None, path: str = "auto",
                            **conv_options_: Any) -> ReproductionReport:
     """Assert that an attention layer reproduces its convolution within the a-priori bound.
 
@@ -505,6 +505,9 @@ def assert_reproduces_conv(layer_or_weight: ConvAttention | np.ndarray, x: np.nd
         Required with a weight, in ``[0, ∞]``; not allowed with a layer (it has one).
     d_head : int, "paper" or None, optional
         Only with a weight; as for :func:`~attn_expressivity.conv_to_mhsa`.
+    path : {"auto", "dense", "separable"}, optional
+        The attention path to run and bound (see
+        :meth:`~attn_expressivity.MultiHeadSelfAttention.select_path`).
     **conv_options_
         ``stride``, ``padding``, ``dilation``, ``groups``, ``padding_mode``;
         only with a weight.
@@ -557,10 +560,10 @@ def assert_reproduces_conv(layer_or_weight: ConvAttention | np.ndarray, x: np.nd
     x = as_float_array(x, "x")
     check_image(x, layer.config)
     cfg = layer.config
-    got = layer(x)
+    got = layer(x, path=path)
     want = conv(x, layer.kernel, layer.bias, **conv_options(cfg))
     err = np.abs(got - want)
-    terms = error_bound(layer, x)
+    terms = error_bound(layer, x, path=path)
     worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
     max_err = float(err[worst])
     nd = cfg.ndim

@@ -54,9 +54,9 @@ bound made of three terms (all in the computation's dtype, unit roundoff
      contractions: lengths ``d_in + d_head + n_heads ≤ d_in + n_heads·d_head + 1``,
      within ``m_s``.)
 
-   Weights below the normal range are clipped to ``e^{⌈ln tiny⌉}`` (dense) or
-   flushed to 0 (separable), since ``exp`` and the products are slow on
-   subnormal numbers; each moves by less than ``e·tiny`` before
+   Per-axis factors below ``e^{⌈ln tiny⌉}`` (dense) or weights below ``tiny``
+   (separable) are flushed to 0, since ``exp`` and the products are slow on
+   subnormal numbers; each weight moves by less than ``e·tiny`` before
    normalisation (dense; the target's weight is ``exp(0) = 1``) or below
    ``tiny`` after it (separable), adding at most ``6 n · tiny · S_abs``.
    The reference convolution's own rounding is at most ``γ_{m_c} · C_abs`` with
@@ -262,7 +262,9 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     Raises
     ------
     ParameterValueError, NotSeparableError
-        As for :meth:`attn_expressivity.MultiHeadSelfAttention.select_path`.
+        As for :meth:`attn_expressivity.MultiHeadSelfAttention.select_path`;
+        ``ParameterValueError`` also when the rounding bound does not exist
+        (``m·u >= 1/2``, e.g. float16 on a few hundred keys).
     """
     cfg, mhsa = layer.config, layer.mhsa
     path = mhsa.select_path(path)
@@ -320,6 +322,13 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
         m_a = 2 * n_keys + cfg.d_in + H * dh + 5 * nd + 10
     m_c = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
     flush = 6.0 * n_keys * float(np.finfo(dtype).tiny) * scale_abs   # weights flushed below tiny
+    if m_a * u >= 0.5 or m_c * u >= 0.5:
+        raise ParameterValueError(
+            f"the a-priori rounding bound needs m·u < 1/2 and {np.dtype(dtype).name} has "
+            f"u = {u:.3g}: the {path} path's chain of length m = {m_a} over {n_keys} keys gives "
+            f"m·u = {m_a * u:.3g}; use a wider float type, a smaller image"
+            + (" or path='separable'" if path == "dense" and mhsa.is_separable else "")
+        )
     rounding = gamma(m_a, u) * scale_abs + gamma(m_c, u) * c_abs + flush
     total = (leak_term + rounding + resid) * (1 + 4 * _U64)
     return {"bound": total, "leak_term": leak_term, "rounding_term": rounding,
