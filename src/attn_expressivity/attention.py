@@ -470,10 +470,10 @@ class MultiHeadSelfAttention:
                 flat = x.reshape((-1, n, self.d_in))
                 out = np.empty((flat.shape[0], n, self.d_out), dtype=dtype)
                 axis = None if self.has_content_terms else self.axis_coefficients()
-                for b in range(flat.shape[0]):
-                    if axis is not None:
-                        out[b] = self._dense_positional(flat[b], spatial, axis, dtype)
-                    else:
+                if axis is not None:         # the weights do not depend on the image: all at once
+                    out[...] = self._dense_positional(flat, spatial, axis, dtype)
+                else:
+                    for b in range(flat.shape[0]):
                         out[b] = self._dense(flat[b], spatial)
         if not np.isfinite(out).all():
             raise NonFiniteError(
@@ -625,7 +625,7 @@ class MultiHeadSelfAttention:
 
     def _dense_positional(self, x: np.ndarray, spatial: tuple[int, ...],
                           axis: tuple[np.ndarray, np.ndarray], dtype: np.dtype) -> np.ndarray:
-        """Dense path without content terms, weights from per-axis tables; ``(n, d_in) -> (n, d_out)``.
+        """Dense path without content terms, weights from per-axis tables; ``(B, n, d_in) -> (B, n, d_out)``.
 
         The weight of query ``q`` and key ``k`` is ``Π_i E_i[q_i, k_i]`` with
         ``E_i = exp(β T_i)`` and ``T_i = f_i − rowmax f_i <= 0``: in exact
@@ -639,7 +639,7 @@ class MultiHeadSelfAttention:
         ``(chunk, d_head)`` result is divided by it.
         """
         a, b = axis
-        n = x.shape[0]
+        B, n = x.shape[0], x.shape[1]
         H, dh, D = self.n_heads, self.d_head, self.ndim
         w_out = self.w_out.reshape(H, dh, self.d_out)
         coords = np.indices(spatial).reshape(D, n)                          # (D, n) query coordinates
@@ -651,7 +651,7 @@ class MultiHeadSelfAttention:
         step = max(1, self.chunk_size(n, positional=True) // workers)
 
         def run(heads: range) -> np.ndarray:
-            out = np.zeros((n, self.d_out), dtype=dtype)
+            out = np.zeros((n, B, self.d_out), dtype=dtype)
             buffer = np.empty(n * step, dtype=dtype)                        # reused by every chunk
             for h in heads:
                 tables = []                                                     # key-major: (L_i keys, L_i queries)
@@ -671,9 +671,9 @@ class MultiHeadSelfAttention:
                             e = np.exp(np.maximum(t, floor))
                             e[t < floor] = 0.0
                     tables.append(e.T)                                          # E_i = exp(β T_i)
-                vals = np.empty((n, dh + 1), dtype=dtype)
-                np.matmul(x, self.w_val[h], out=vals[:, :dh])                   # (n, d_head)
-                vals[:, dh] = 1.0                                               # row sums ride along
+                vals = np.empty((n, B * dh + 1), dtype=dtype)
+                vals[:, :-1] = np.matmul(x, self.w_val[h]).transpose(1, 0, 2).reshape(n, B * dh)
+                vals[:, -1] = 1.0                                               # row sums ride along
                 for start in range(0, n, step):
                     stop = min(n, start + step)
                     m = stop - start
@@ -690,9 +690,9 @@ class MultiHeadSelfAttention:
                             for c in cols[2:]:
                                 s *= c
                     s = s.reshape(n, m)                                         # (n, m) weights
-                    acc = s.T @ vals                                            # (m, d_head + 1)
-                    mixed = acc[:, :dh] / acc[:, dh:]                           # convex combinations
-                    out[start:stop] += mixed @ w_out[h]                         # (m, d_out)
+                    acc = s.T @ vals                                            # (m, B d_head + 1)
+                    mixed = acc[:, :-1] / acc[:, -1:]                           # convex combinations
+                    out[start:stop] += mixed.reshape(m, B, dh) @ w_out[h]       # (m, B, d_out)
             return out
 
         def run_quietly(heads: range) -> np.ndarray:
@@ -712,7 +712,7 @@ class MultiHeadSelfAttention:
             for part in parts[1:]:
                 out += part
         out += self.b_out
-        return out
+        return out.transpose(1, 0, 2)
 
     def _dense(self, x: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
         """General dense path for one image, ``x`` of shape ``(n, d_in)``; returns ``(n, d_out)``."""
