@@ -56,6 +56,19 @@ def _padding(text: str) -> str | tuple[int, ...]:
     return values
 
 
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -177,11 +190,13 @@ def _add_prove(sub: argparse._SubParsersAction) -> None:
 def _run_prove(args: argparse.Namespace) -> int:
     from . import symbolic
 
+    outputs = [(path, fmt) for path, fmt in ((args.markdown, "markdown"), (args.latex, "latex"))
+               if path is not None]
+    handles = [(open(path, "w", encoding="utf-8"), fmt) for path, fmt in outputs]  # fail early
     report = symbolic.prove(claims=args.claim)
-    for path, fmt in ((args.markdown, "markdown"), (args.latex, "latex")):
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(symbolic.derivation_document(report, fmt=fmt))
+    for fh, fmt in handles:
+        with fh:
+            fh.write(symbolic.derivation_document(report, fmt=fmt))
     print(report.to_json() if args.json else report.table(details=args.details))
     return EXIT_OK if report.holds else EXIT_FAIL
 
@@ -228,7 +243,8 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
                    "border = the border effect with and without padding")
     p.add_argument("--all", action="store_true", help="all three figures")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNG files (created)")
-    p.add_argument("--dpi", type=int, default=90, help="resolution (default 90)")
+    p.add_argument("--dpi", type=_int_between(10, 1200), default=90,
+                   help="resolution, 10 to 1200 (default 90)")
     p.set_defaults(run=_run_plot)
 
 
@@ -251,7 +267,8 @@ def _add_alpha(sub: argparse._SubParsersAction) -> None:
                       help="target error: the smallest alpha with 2 * leak_bound(alpha) * scale <= TOL")
     what.add_argument("--dtypes", action="store_true",
                       help="per float type: alpha from the bound and alpha measured in that type")
-    p.add_argument("--ndim", type=int, default=2, help="spatial dimensions D (default 2)")
+    p.add_argument("--ndim", type=_int_between(1, 3), default=2,
+                   help="spatial dimensions D, 1 to 3 (default 2)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="data factor S = sum_h max_k |x_k W_h|_inf (default 1: error relative to S)")
     p.add_argument("--backend", choices=("flint", "mpmath"), default=None,
@@ -265,6 +282,9 @@ def _run_alpha(args: argparse.Namespace) -> int:
     from .certify import _select_backend
 
     if args.dtypes:
+        if args.backend is not None or args.scale != 1.0:
+            raise _UsageError("attn-expressivity alpha: --backend and --scale go with --tolerance, "
+                              "not --dtypes")
         rows = dtype_alpha_table(ndim=args.ndim)
         print(json.dumps(rows, indent=2) if args.json else format_dtype_table(rows))
         return EXIT_OK
@@ -311,13 +331,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AttnExpressivityError as exc:
         print(f"attn-expressivity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:
-        # output piped into a reader that stopped early (e.g. `| head`): not an error of
-        # ours; point stdout at devnull so the interpreter's final flush stays quiet
-        import os
+    except BrokenPipeError:                 # an OSError: handled first
+        return _quiet_broken_pipe()
+    except OSError as exc:
+        # a file or folder given on the command line that cannot be written
+        print(f"attn-expressivity: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+
+def _quiet_broken_pipe() -> int:
+    """Output piped into a reader that stopped early (e.g. ``| head``): not an error of ours.
+
+    stdout is pointed at devnull so the interpreter's final flush stays quiet.
+    """
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -105,6 +105,13 @@ def quadratic_head_vectors(shifts: np.ndarray, alpha: float) -> np.ndarray:
     -------
     numpy.ndarray of float64, shape ``(n_heads, D + 1)``
 
+    Raises
+    ------
+    ParameterValueError
+        ``alpha`` negative, NaN, infinite, or so large that ``2α max|Δ|`` overflows.
+    ShapeError
+        ``shifts`` not an integer array of shape ``(n_heads, D)``.
+
     Examples
     --------
     >>> quadratic_head_vectors(np.array([[1, -1]]), 2.0).tolist()
@@ -120,4 +127,11 @@ def quadratic_head_vectors(shifts: np.ndarray, alpha: float) -> np.ndarray:
         raise ShapeError(f"`shifts` must be an integer array of shape (n_heads, D), got {s.dtype} {s.shape}")
     ones = np.ones((s.shape[0], 1))
     # Lemma 2: v = -α (1, -2Δ); the constant α‖Δ‖² is dropped (softmax ignores it).
-    return -alpha * np.concatenate([ones, -2.0 * s.astype(np.float64)], axis=1)
+    with np.errstate(over="ignore"):
+        v = -alpha * np.concatenate([ones, -2.0 * s.astype(np.float64)], axis=1)
+    if not np.isfinite(v).all():
+        raise ParameterValueError(
+            f"`alpha` = {alpha!r} is too large: α·2·max|Δ| overflows float64; "
+            f"use alpha=inf for hard attention"
+        )
+    return v
