@@ -23,10 +23,6 @@ from attn_expressivity.certify import (
     certify_work,
 )
 
-BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
-                                                     reason=f"{b} not installed"))
-            for b in ("flint", "mpmath")]
-
 CASES = [
     # (kernel, d_in, d_out, image, options)
     ((3, 3), 2, 3, (6, 5), {}),
@@ -37,7 +33,6 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(("kernel", "d_in", "d_out", "image", "options"), CASES)
 def test_random_instances_certified(backend, kernel, d_in, d_out, image, options):
     rng = np.random.default_rng(sum(kernel) + d_in * 7 + d_out)
@@ -55,7 +50,6 @@ def test_random_instances_certified(backend, kernel, d_in, d_out, image, options
     assert report.failures == [] and report.head_issues == []
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_hard_attention_certified_with_zero_leak(backend):
     rng = np.random.default_rng(1)
     layer = conv_to_mhsa(rng.standard_normal((3, 3, 2, 2)), alpha=math.inf, d_head="paper")
@@ -185,7 +179,6 @@ def test_cli_alpha_and_verify_certify(capsys):
     assert main(["alpha"]) == 2 and "one of the arguments" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 def test_consistently_wrong_shifts_are_not_certified(backend):
     """Mirrored head offsets with matching score vectors compute a true convolution, not
     the cross-correlation: the convolution side reads its taps from the configuration,

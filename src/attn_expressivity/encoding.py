@@ -21,6 +21,16 @@ from .errors import ParameterTypeError, ParameterValueError, ShapeError
 __all__ = ["anisotropic_encoding", "quadratic_encoding", "quadratic_head_vectors"]
 
 
+def _offsets(offsets: object) -> np.ndarray:
+    """Integer offsets ``(..., D)``, ``D >= 1``, as float64 (exact below ``2**53``)."""
+    off = np.asarray(offsets)
+    if off.dtype.kind not in "iu":
+        raise ParameterTypeError(f"`offsets` must be an integer array, got dtype {off.dtype}")
+    if off.ndim < 1 or off.shape[-1] < 1:
+        raise ShapeError(f"`offsets` must have shape (..., D) with D >= 1, got {off.shape}")
+    return off.astype(np.float64)
+
+
 def quadratic_encoding(offsets: np.ndarray) -> np.ndarray:
     """The quadratic relative encoding ``r_δ = (‖δ‖², δ_1, …, δ_D)``.
 
@@ -39,12 +49,7 @@ def quadratic_encoding(offsets: np.ndarray) -> np.ndarray:
     >>> quadratic_encoding(np.array([[2, -1]])).tolist()
     [[5.0, 2.0, -1.0]]
     """
-    off = np.asarray(offsets)
-    if off.dtype.kind not in "iu":
-        raise ParameterTypeError(f"`offsets` must be an integer array, got dtype {off.dtype}")
-    if off.ndim < 1 or off.shape[-1] < 1:
-        raise ShapeError(f"`offsets` must have shape (..., D) with D >= 1, got {off.shape}")
-    off = off.astype(np.float64)
+    off = _offsets(offsets)
     sq = np.einsum("...i,...i->...", off, off)[..., None]
     return np.concatenate([sq, off], axis=-1)
 
@@ -79,12 +84,7 @@ def anisotropic_encoding(offsets: np.ndarray) -> np.ndarray:
     >>> anisotropic_encoding(np.array([[2, -1]])).tolist()
     [[2.0, -1.0, 4.0, 1.0, -2.0]]
     """
-    off = np.asarray(offsets)
-    if off.dtype.kind not in "iu":
-        raise ParameterTypeError(f"`offsets` must be an integer array, got dtype {off.dtype}")
-    if off.ndim < 1 or off.shape[-1] < 1:
-        raise ShapeError(f"`offsets` must have shape (..., D) with D >= 1, got {off.shape}")
-    off = off.astype(np.float64)
+    off = _offsets(offsets)
     D = off.shape[-1]
     i, j = np.triu_indices(D, k=1)
     return np.concatenate([off, off * off, off[..., i] * off[..., j]], axis=-1)
