@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from attn_expressivity import conv_to_mhsa
-from attn_expressivity.verify import random_instance
+from attn_expressivity.convolution.instances import random_instance
 
 ALPHA = 37.0
 
@@ -123,7 +123,7 @@ def section_separable(repeat, quick):
 E2E = """
 import json, resource, time
 from attn_expressivity import verify
-from attn_expressivity.verify import random_instance
+from attn_expressivity.convolution.instances import random_instance
 w, x, b = random_instance(kernel_size=7, in_channels=64, out_channels=64, image_size=224)
 t = time.perf_counter()
 r = verify(w, x, b, alpha={alpha})

@@ -71,7 +71,7 @@ def _resolve_public_alias(app, env, node, contnode):
     """Resolve ``attn_expressivity.NAME`` to where NAME is defined and documented.
 
     The public names are documented once, in their defining module
-    (``attn_expressivity.construction.conv_to_mhsa``); references may use the
+    (``attn_expressivity.theorem.construction.conv_to_mhsa``); references may use the
     short public path (``attn_expressivity.conv_to_mhsa``).
     """
     import importlib

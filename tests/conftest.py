@@ -14,10 +14,10 @@ register_profiles()
 
 
 def _backends():
-    from attn_expressivity.certify import available_backends
+    from attn_expressivity.balls.backends import available_backends
 
     return [pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
-                                                     reason=f"{b} not installed"))
+                                                     reason=f"needs the certify extra ({b}): pip install -e '.[certify]'"))
             for b in ("flint", "mpmath")]
 
 

@@ -17,7 +17,8 @@ import pytest
 
 import attn_expressivity as ae
 from attn_expressivity import cli
-from attn_expressivity.verify import border_effect, random_instance
+from attn_expressivity.convolution.instances import random_instance
+from attn_expressivity.theorem.border import border_effect
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
 BEGIN, END = "<!-- begin table: generated from tests/test_bad_input.py -->", "<!-- end table -->"
@@ -193,7 +194,7 @@ def _run_cli(argv, capsys):
                          ids=[f"{r[0]}:{r[2]}" for r in PY_ROWS])
 def test_python_row(target, kind, code, exc_name, match):
     if target in TORCH_ROWS:
-        pytest.importorskip("torch")
+        pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
     exc_type = getattr(ae, exc_name)
     with pytest.raises(exc_type, match=match) as info:
         eval(code, dict(NAMESPACE))
@@ -205,7 +206,7 @@ def test_python_row(target, kind, code, exc_name, match):
                          ids=[f"{r[0]}:{r[2]}" for r in CLI_ROWS])
 def test_cli_row(target, kind, argv, status, match, capsys):
     if "--torch" in argv:
-        pytest.importorskip("torch")
+        pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
     code, err = _run_cli(argv, capsys)
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err, err
@@ -245,7 +246,7 @@ def render_table(capsys=None):
 
 
 def test_docs_table_matches_rows():
-    pytest.importorskip("torch")            # the table is rendered with the torch rows
+    pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")            # the table is rendered with the torch rows
     text = DOCS.read_text(encoding="utf-8")
     assert BEGIN in text and END in text, f"{DOCS.name} lost its table markers"
     table = text.split(BEGIN, 1)[1].split(END, 1)[0].strip() + "\n"

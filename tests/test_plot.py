@@ -106,7 +106,7 @@ def test_importing_plot_does_not_import_matplotlib():
 
 @pytest.fixture
 def mpl():
-    return pytest.importorskip("matplotlib")
+    return pytest.importorskip("matplotlib", reason="needs the plot extra: pip install -e '.[plot]'")
 
 
 def test_plot_heads_grid_and_centres(mpl):

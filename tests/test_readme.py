@@ -1,5 +1,6 @@
 """The README's example runs and says what the README claims."""
 
+import math
 import pathlib
 import re
 import subprocess
@@ -25,10 +26,15 @@ def test_readme_names_the_test_command_ci_runs():
 
 
 def test_readme_torch_figures_are_current(capsys):
-    """The README quotes the error and bound of its `verify --torch` example: rerun it."""
+    """The README quotes the error and bound of its `verify --torch` example: rerun it.
+
+    The bound (two significant digits) must be the one the command prints now; the
+    error is rounding noise that depends on the BLAS kernel, so it is checked against
+    the bound, on this machine and as quoted, never against the quoted digits.
+    """
     import pytest
 
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
     from attn_expressivity.cli import main
 
     text = README.read_text(encoding="utf-8")
@@ -36,8 +42,13 @@ def test_readme_torch_figures_are_current(capsys):
     argv = command.replace("\\\n", " ").split()
     assert main(argv) == 0
     out = capsys.readouterr().out
-    err = float(re.search(r"max \|MHSA - conv\|\s+(\S+)", out).group(1))
     bound = float(re.search(r"bound\s+(\S+)\s+=", out).group(1))
+    errors = [float(e) for e in re.findall(r"([0-9.]+e[-+][0-9]+) \((?:SDPA|MultiheadAttention)\)", out)]
+    errors.append(float(re.search(r"max \|MHSA - conv\|\s+(\S+)", out).group(1)))
+    assert len(errors) == 3 and max(errors) <= bound
     quoted = re.search(r"reports (\S+) for the package's check.*?bound of\s+(\S+) \(float64\)",
                        text, flags=re.S)
-    assert f"{err:.1e}" == quoted.group(1) and f"{bound:.1e}" == quoted.group(2)
+    q_err, q_bound = float(quoted.group(1)), float(quoted.group(2))
+    half_unit = 0.5 * 10 ** (math.floor(math.log10(q_bound)) - 1)   # two significant digits
+    assert abs(bound - q_bound) <= half_unit * (1 + 1e-9), (bound, q_bound)
+    assert q_err <= q_bound

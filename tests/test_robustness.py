@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from attn_expressivity import NonFiniteError, alpha_for_tolerance, conv_to_mhsa, leak_bound, verify
-from attn_expressivity.verify import random_instance
+from attn_expressivity.convolution.instances import random_instance
 
 ALPHAS = [0.0, 1e-12, 1.0, 40.0, 1e8, math.inf]
 MAGNITUDES = [1.0, 1e150, 1e-150]

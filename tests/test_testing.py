@@ -8,7 +8,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-import attn_expressivity.construction as construction
+import attn_expressivity.theorem.construction as construction
 from attn_expressivity import (
     ParameterTypeError,
     ParameterValueError,
@@ -17,7 +17,7 @@ from attn_expressivity import (
     conv_to_mhsa,
     shift_set,
 )
-from attn_expressivity.config import make_config
+from attn_expressivity.convolution.config import make_config
 from attn_expressivity.testing import (
     PROFILES,
     ReproductionReport,

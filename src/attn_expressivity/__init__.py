@@ -14,18 +14,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .attention import MultiHeadSelfAttention
-from .bounds import (
-    alpha_for_tolerance,
-    dtype_alpha_table,
-    leak_bound,
-    scale_factor,
-    scale_from_bound,
-)
-from .certify import CertificationReport, Enclosure, certified_leak_bound, certify_layer
-from .construction import ConvAttention, conv_to_mhsa
-from .conv import conv
-from .encoding import quadratic_encoding, quadratic_head_vectors
+from .attention.encoding import quadratic_encoding, quadratic_head_vectors
+from .attention.layer import MultiHeadSelfAttention
+from .balls.theta import Enclosure, certified_leak_bound
+from .bounds.dtypes import dtype_alpha_table
+from .bounds.leak import alpha_for_tolerance, leak_bound
+from .bounds.scale import scale_factor, scale_from_bound
+from .certify.instance import certify_layer
+from .certify.report import CertificationReport
+from .convolution.reference import conv
+from .convolution.shifts import shift_set
 from .errors import (
     AttnExpressivityError,
     CertificationSizeError,
@@ -38,7 +36,7 @@ from .errors import (
     ShapeError,
     UnsupportedConfigurationError,
 )
-from .shifts import shift_set
+from .theorem.construction import ConvAttention, conv_to_mhsa
 from .verify import VerifyReport, verify
 
 __version__ = "0.1.0"

@@ -80,3 +80,10 @@ def as_float_array(value: object, name: str, *, min_ndim: int = 0, allow_nonfini
             f"`{name}` must hold only finite values, got {arr[tuple(bad)].item()!r} at index {tuple(int(i) for i in bad)}"
         )
     return arr
+
+
+def as_real(value: object, name: str) -> float:
+    """Return ``value`` as a Python float, refusing bools, strings and other non-reals."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterTypeError(f"`{name}` must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)

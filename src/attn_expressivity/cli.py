@@ -123,8 +123,9 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from .bounds import alpha_for_tolerance
-    from .verify import random_instance, verify
+    from .bounds.leak import alpha_for_tolerance
+    from .convolution.instances import random_instance
+    from .verify import verify
 
     inst = random_instance(
         kernel_size=args.kernel_size, in_channels=args.in_channels,
@@ -141,8 +142,8 @@ def _run_verify(args: argparse.Namespace) -> int:
                     backend=args.backend, path=args.path, **options)
     torch_errors: dict[str, float] | None = None
     if args.torch:
-        from .construction import conv_to_mhsa
         from .interop.torch import cross_check
+        from .theorem.construction import conv_to_mhsa
 
         layer = conv_to_mhsa(inst.weight, inst.bias, alpha=alpha, **options)
         torch_errors = cross_check(layer, inst.x)
@@ -278,8 +279,9 @@ def _add_alpha(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_alpha(args: argparse.Namespace) -> int:
-    from .bounds import ALPHA_RESOLUTION, alpha_for_tolerance, dtype_alpha_table, format_dtype_table
-    from .certify import _select_backend
+    from .balls.backends import select_backend
+    from .bounds.dtypes import dtype_alpha_table, format_dtype_table
+    from .bounds.leak import ALPHA_RESOLUTION, alpha_for_tolerance
 
     if args.dtypes:
         if args.backend is not None or args.scale != 1.0:
@@ -288,7 +290,7 @@ def _run_alpha(args: argparse.Namespace) -> int:
         rows = dtype_alpha_table(ndim=args.ndim)
         print(json.dumps(rows, indent=2) if args.json else format_dtype_table(rows))
         return EXIT_OK
-    backend = _select_backend(args.backend).name
+    backend = select_backend(args.backend).name
     alpha = alpha_for_tolerance(args.tolerance, args.ndim, scale=args.scale, backend=backend)
     if args.json:
         print(json.dumps({"alpha": alpha, "tolerance": args.tolerance, "ndim": args.ndim,

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from ._validation import as_alpha, as_float_array, as_int
-from .attention import MultiHeadSelfAttention, stable_softmax
-from .construction import ConvAttention, conv_to_mhsa
-from .encoding import quadratic_encoding
+from .attention.encoding import quadratic_encoding
+from .attention.layer import MultiHeadSelfAttention
+from .attention.softmax import stable_softmax
+from .convolution.reference import conv
 from .errors import (
     OptionalDependencyError,
     ParameterTypeError,
@@ -39,6 +40,9 @@ from .errors import (
     ShapeError,
     UnsupportedConfigurationError,
 )
+from .theorem.border import border_effect
+from .theorem.construction import ConvAttention, conv_to_mhsa
+from .verify import verify
 
 __all__ = [
     "FIGURES",
@@ -350,7 +354,6 @@ def plot_alpha(weight: np.ndarray | None = None, x: np.ndarray | None = None,
     ShapeError, ParameterTypeError, ParameterValueError, NonFiniteError
         As for :func:`attn_expressivity.verify`; an empty ``alphas``.
     """
-    from .verify import verify
 
     Figure = _figure_class()
     rng = np.random.default_rng(1)
@@ -423,8 +426,6 @@ def plot_border(weight: np.ndarray | None = None, x: np.ndarray | None = None,
     """
     from matplotlib.colors import LogNorm
 
-    from .conv import conv
-    from .verify import border_effect
 
     Figure = _figure_class()
     rng = np.random.default_rng(2)

@@ -1,5 +1,5 @@
-"""pytest: collect the torch module's doctests only where torch is installed."""
+"""pytest: collect the torch modules' doctests only where torch is installed."""
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("torch") else ["torch.py"]
+collect_ignore = [] if importlib.util.find_spec("torch") else ["torch.py", "torch_modules.py"]

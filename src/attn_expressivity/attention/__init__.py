@@ -1,0 +1,21 @@
+"""The attention side: encodings, softmax, the layer and its execution paths.
+
+* :mod:`~attn_expressivity.attention.encoding`: relative positional encodings
+  ``r_δ`` and Lemma 2's head vectors;
+* :mod:`~attn_expressivity.attention.softmax`: the overflow-free row softmax;
+* :mod:`~attn_expressivity.attention.layer`: :class:`MultiHeadSelfAttention`,
+  its weights, what they imply and the choice of a path;
+* :mod:`~attn_expressivity.attention.axes`: per-axis score tables of separable heads;
+* :mod:`~attn_expressivity.attention.dense`, :mod:`~attn_expressivity.attention.positional`,
+  :mod:`~attn_expressivity.attention.separable`: the three exact execution paths.
+
+Nothing here knows about convolutions: the attention side imports neither the
+reference convolution nor the construction of Theorem 1.
+"""
+
+from .encoding import anisotropic_encoding, quadratic_encoding, quadratic_head_vectors
+from .layer import DEFAULT_MEMORY_BUDGET, PATHS, MultiHeadSelfAttention
+from .softmax import stable_softmax
+
+__all__ = ["DEFAULT_MEMORY_BUDGET", "PATHS", "MultiHeadSelfAttention", "anisotropic_encoding",
+           "quadratic_encoding", "quadratic_head_vectors", "stable_softmax"]

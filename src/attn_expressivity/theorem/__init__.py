@@ -1,0 +1,16 @@
+"""Theorem 1 as code: Lemma 1 (heads as shifts) + Lemma 2 (the quadratic encoding).
+
+* :mod:`~attn_expressivity.theorem.factorisation`: Lemma 1's value and output
+  blocks, ``W_val^(h) W_out^(h) = W_Δh``, with the smallest head dimension;
+* :mod:`~attn_expressivity.theorem.construction`: :func:`conv_to_mhsa`, the
+  layer of Theorem 1 for any convolution, and :class:`ConvAttention`, that
+  layer with the convolution's padding, cropping and stride;
+* :mod:`~attn_expressivity.theorem.border`: the paper's padding remark, measured.
+"""
+
+from .border import border_effect
+from .construction import ConvAttention, conv_to_mhsa
+from .factorisation import factorisation_allowance, split_slices
+
+__all__ = ["ConvAttention", "border_effect", "conv_to_mhsa", "factorisation_allowance",
+           "split_slices"]

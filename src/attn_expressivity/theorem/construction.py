@@ -1,0 +1,222 @@
+"""Theorem 1: the MHSA layer that expresses a given convolution.
+
+``conv_to_mhsa`` assembles Lemma 1 (heads as shifts, value/output matrices)
+and Lemma 2 (the quadratic encoding that concentrates head ``h`` on the key
+``q + Δ_h``). Padding, stride and dilation follow the paper's remarks: pad the
+input with the convolution's padding mode, attend over the padded image, crop
+the window of queries whose targets lie inside it, and subsample by the stride.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .._validation import as_alpha, as_float_array
+from ..attention.encoding import quadratic_head_vectors
+from ..attention.layer import DEFAULT_MEMORY_BUDGET, MultiHeadSelfAttention
+from ..convolution.config import NUMPY_PAD_MODE, ConvConfig, check_image, make_config
+from ..convolution.shifts import left_offsets, shift_set
+from ..convolution.slices import kernel_slices
+from ..errors import ParameterTypeError, ParameterValueError, ShapeError
+from .factorisation import split_slices
+
+__all__ = ["ConvAttention", "conv_to_mhsa"]
+
+
+class ConvAttention:
+    """An MHSA layer together with the padding, cropping and striding of a convolution.
+
+    Built by :func:`conv_to_mhsa`; calling it on ``x`` pads ``x`` with the
+    convolution's padding mode, runs :attr:`mhsa` over the padded image, keeps
+    the queries whose targets ``q + Δ_h`` lie inside it, and subsamples by the
+    stride.
+
+    Attributes
+    ----------
+    mhsa : MultiHeadSelfAttention
+        The attention layer, with every weight inspectable.
+    config : ConvConfig
+        The convolution's validated hyper-parameters.
+    alpha : float
+        Inverse width of the Gaussian bumps (``inf`` for hard attention).
+    shifts : ndarray of int, shape ``(n_heads, ndim)``
+        ``Δ_h`` of each head (``k − q``).
+    ranks : ndarray of int, shape ``(n_heads,)``
+        Rank of each kernel slice ``W_Δ`` at the rank tolerance used.
+    kernel : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
+        The convolution's weight (kept to account for the factorisation residual).
+    bias : ndarray or None, shape ``(d_out,)``
+    rank_tol : float or None
+        The rank tolerance of the split (None: numpy's rule); see
+        :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
+    """
+
+    def __init__(self, mhsa: MultiHeadSelfAttention, config: ConvConfig, alpha: float,
+                 shifts: np.ndarray, ranks: np.ndarray, kernel: np.ndarray,
+                 bias: np.ndarray | None, rank_tol: float | None = None) -> None:
+        self.mhsa = mhsa
+        self.config = config
+        self.alpha = alpha
+        self.shifts = shifts
+        self.ranks = ranks
+        self.kernel = kernel
+        self.bias = bias
+        self.rank_tol = rank_tol
+
+    @property
+    def n_heads(self) -> int:
+        return self.mhsa.n_heads
+
+    @property
+    def d_head(self) -> int:
+        return self.mhsa.d_head
+
+    def pad(self, x: np.ndarray) -> np.ndarray:
+        """``x`` padded with the convolution's padding and padding mode."""
+        nd = self.config.ndim
+        widths = [(0, 0)] * (x.ndim - nd - 1) + list(self.config.pad_width) + [(0, 0)]
+        return np.pad(x, widths, mode=NUMPY_PAD_MODE[self.config.padding_mode])
+
+    def crop(self, padded_spatial: tuple[int, ...]) -> tuple[slice, ...]:
+        """Slices of the padded-image queries that are the convolution's outputs.
+
+        The output at (pre-stride) position ``o`` is the query ``p = o + c`` with
+        ``c = ⌊d(K−1)/2⌋`` per axis, so that every target ``p + Δ_h`` lies in
+        ``[o, o + d(K−1)]``, inside the padded image.
+        """
+        cfg = self.config
+        out = []
+        for size, k, d, s, c in zip(padded_spatial, cfg.kernel_size, cfg.dilation, cfg.stride,
+                                    left_offsets(cfg.kernel_size, cfg.dilation)):
+            count = size - d * (k - 1)
+            out.append(slice(c, c + count, s))
+        return tuple(out)
+
+    def __call__(self, x: np.ndarray, **kwargs: object) -> np.ndarray:
+        """Pad → attend → crop → subsample.
+
+        Parameters
+        ----------
+        x : ndarray, shape ``(*batch, *spatial, d_in)``
+        **kwargs
+            Passed to :meth:`MultiHeadSelfAttention.__call__` (e.g. ``path``).
+
+        Returns
+        -------
+        ndarray, shape ``(*batch, *out_spatial, d_out)``
+            The same shape as :func:`attn_expressivity.conv` returns.
+        """
+        x = as_float_array(x, "x")
+        check_image(x, self.config)
+        xp = self.pad(x)
+        nd = self.config.ndim
+        y = self.mhsa(xp, **kwargs)
+        window = self.crop(xp.shape[xp.ndim - nd - 1:-1])
+        return y[(Ellipsis,) + window + (slice(None),)]
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (f"ConvAttention(kernel_size={cfg.kernel_size}, d_in={cfg.d_in}, d_out={cfg.d_out}, "
+                f"n_heads={self.n_heads}, d_head={self.d_head}, alpha={self.alpha}, "
+                f"padding={cfg.padding!r}, padding_mode={cfg.padding_mode!r}, stride={cfg.stride}, "
+                f"dilation={cfg.dilation}, groups={cfg.groups})")
+
+
+def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: float, stride=1,
+                 padding="same", dilation=1, groups=1, padding_mode="zeros",
+                 d_head: int | str | None = None, rank_tol: float | None = None,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> ConvAttention:
+    """Build the multi-head self-attention layer of Theorem 1 for a convolution.
+
+    One head per kernel position (``n_heads = prod(kernel_size)``), head ``h``
+    centred on ``Δ_h`` (:func:`attn_expressivity.shift_set`), quadratic encoding
+    ``r_δ = (‖δ‖², δ)`` (``d_p = ndim + 1``):
+
+    * Lemma 2: ``W_qry = W_key = 0``, ``Ŵ_key = I``, ``u = 0``,
+      ``v^(h) = −α(1, −2Δ_h)``, so ``A_{q,k} = −α‖δ − Δ_h‖² + const``.
+    * Lemma 1: ``W_val^(h) W_out^(h) = W_{Δ_h}`` (block diagonal for grouped
+      kernels), ``b_out = b``.
+
+    For ``alpha = inf`` the encoding keeps ``α = 1`` in ``v`` and the layer's
+    inverse temperature is ``β = ∞``: exact hard attention.
+
+    Parameters
+    ----------
+    weight : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
+    bias : ndarray, shape ``(d_out,)``, optional
+    alpha : float
+        Inverse width, in ``[0, ∞]``.
+    stride, padding, dilation, groups, padding_mode
+        As for :func:`attn_expressivity.conv` (PyTorch's semantics).
+    d_head : int, "paper" or None, optional
+        ``None`` (default): the smallest head dimension that works, the largest
+        rank of a kernel slice ``W_Δ`` (at ``rank_tol``). An int: that dimension
+        (at least that rank). ``"paper"``: the paper's ``d_head = d_out`` with
+        ``W_out^(h) = I``.
+    rank_tol : float, optional
+        Singular values at or below this count as zero (default: numpy's
+        ``matrix_rank`` rule ``σ_max · max(d_in, d_out) · eps``).
+    memory_budget : int, optional
+        Passed to :class:`MultiHeadSelfAttention`.
+
+    Returns
+    -------
+    ConvAttention
+
+    Raises
+    ------
+    HeadDimensionError
+        ``d_head`` below the rank of some kernel slice (the message names the
+        shift, its rank and the minimum).
+    ShapeError, ParameterTypeError, ParameterValueError, NonFiniteError
+        As for :func:`attn_expressivity.conv`, and for a negative or NaN ``alpha``
+        or ``rank_tol`` (an infinite ``rank_tol`` too).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from attn_expressivity import conv
+    >>> rng = np.random.default_rng(0)
+    >>> w, x = rng.standard_normal((3, 3, 2, 4)), rng.standard_normal((7, 5, 2))
+    >>> layer = conv_to_mhsa(w, alpha=float("inf"))
+    >>> layer.n_heads, layer.d_head
+    (9, 2)
+    >>> bool(np.allclose(layer(x), conv(x, w), rtol=0, atol=1e-12))
+    True
+    """
+    alpha = as_alpha(alpha)
+    weight = as_float_array(weight, "weight")
+    cfg = make_config(weight.shape, stride=stride, padding=padding, dilation=dilation,
+                      groups=groups, padding_mode=padding_mode)
+    if bias is not None:
+        bias = as_float_array(bias, "bias")
+        if bias.shape != (cfg.d_out,):
+            raise ShapeError(f"`bias` must have shape ({cfg.d_out},), got {bias.shape}")
+    if rank_tol is not None:
+        if isinstance(rank_tol, bool) or not isinstance(rank_tol, numbers.Real):
+            raise ParameterTypeError(
+                f"`rank_tol` must be a real number >= 0 or None, got {type(rank_tol).__name__} {rank_tol!r}"
+            )
+        if not (math.isfinite(rank_tol) and rank_tol >= 0):
+            raise ParameterValueError(f"`rank_tol` must be a finite number >= 0 or None, got {rank_tol!r}")
+        rank_tol = float(rank_tol)
+    shifts = shift_set(cfg.kernel_size, dilation=cfg.dilation)              # (H, D)
+    mats = kernel_slices(weight, cfg.groups)                                # (H, d_in, d_out)
+    w_val, w_out, ranks = split_slices(mats, d_head, rank_tol, shifts)
+    H, D = shifts.shape
+    d_p = D + 1
+    dtype = weight.dtype
+    zeros = np.zeros((H, cfg.d_in, d_p), dtype=dtype)
+    finite = math.isfinite(alpha)
+    v = quadratic_head_vectors(shifts, alpha if finite else 1.0).astype(dtype)  # Lemma 2
+    mhsa = MultiHeadSelfAttention(
+        w_qry=zeros, w_key=zeros, w_key_hat=np.tile(np.eye(d_p, dtype=dtype), (H, 1, 1)),
+        u=np.zeros((H, d_p), dtype=dtype), v=v, w_val=w_val, w_out=w_out,
+        b_out=np.zeros(cfg.d_out, dtype=dtype) if bias is None else bias.copy(),
+        beta=1.0 if finite else math.inf, memory_budget=memory_budget,
+    )
+    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias,
+                         None if rank_tol is None else float(rank_tol))
