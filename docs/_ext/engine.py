@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 
+from api_modules import API_ORDER, documents_members, public_modules
 from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util import logging
@@ -160,34 +161,6 @@ class AlphaTableDirective(SphinxDirective):
         return [table]
 
 
-#: Preferred order and titles of the API sections; other public modules follow by name.
-API_ORDER = {
-    "errors": "Errors", "shifts": "Shift sets", "encoding": "Encodings", "attention": "Attention",
-    "conv": "Reference convolution", "config": "Convolution configuration",
-    "construction": "Construction (Theorem 1)", "bounds": "Bounds", "verify": "Verification",
-    "certify": "Certified checks", "symbolic": "Symbolic engine", "testing": "Testing helpers",
-    "plot": "Figures", "interop.torch": "PyTorch interop", "cli": "Console script",
-}
-
-
-def public_modules() -> list[str]:
-    """Names (relative to the package) of the modules the API reference documents."""
-    import importlib
-    import pkgutil
-
-    import attn_expressivity
-
-    found = []
-    for info in pkgutil.walk_packages(attn_expressivity.__path__, "attn_expressivity."):
-        rel = info.name.removeprefix("attn_expressivity.")
-        if any(part.startswith("_") for part in rel.split(".")):
-            continue
-        if getattr(importlib.import_module(info.name), "__all__", None):
-            found.append(rel)
-    order = list(API_ORDER)
-    return sorted(found, key=lambda m: (order.index(m) if m in order else len(order), m))
-
-
 class ApiModulesDirective(SphinxDirective):
     """One section with an ``automodule`` per public module (see the module docstring)."""
 
@@ -200,7 +173,9 @@ class ApiModulesDirective(SphinxDirective):
             full = f"attn_expressivity.{rel}"
             section = nodes.section(ids=[f"api-{rel.replace('.', '-')}"])
             section += nodes.title(text=f"{API_ORDER.get(rel, rel)} ({full})")
-            options = ["   :members:"] + (["   :show-inheritance:"] if rel == "errors" else [])
+            options = ([":members:"] if documents_members(rel) else [":no-members:"]) + (
+                [":show-inheritance:"] if rel == "errors" else [])
+            options = ["   " + o for o in options]
             # the page is MyST: the reST of autodoc goes through an eval-rst block
             body = StringList(["```{eval-rst}", f".. automodule:: {full}", *options, "```", ""],
                               source=self.env.docname)
