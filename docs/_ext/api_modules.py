@@ -25,6 +25,7 @@ API_ORDER = {
     "attention": "The attention side",
     "attention.encoding": "Encodings",
     "attention.softmax": "Softmax",
+    "attention.weights": "The weights of a layer",
     "attention.layer": "The MHSA layer",
     "attention.axes": "Per-axis score tables",
     "attention.dense": "Dense path",

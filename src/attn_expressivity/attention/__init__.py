@@ -3,8 +3,9 @@
 * :mod:`~attn_expressivity.attention.encoding`: relative positional encodings
   ``r_δ`` and Lemma 2's head vectors;
 * :mod:`~attn_expressivity.attention.softmax`: the overflow-free row softmax;
+* :mod:`~attn_expressivity.attention.weights`: a layer's weights and what they imply;
 * :mod:`~attn_expressivity.attention.layer`: :class:`MultiHeadSelfAttention`,
-  its weights, what they imply and the choice of a path;
+  those weights with the choice of a path and the call;
 * :mod:`~attn_expressivity.attention.axes`: per-axis score tables of separable heads;
 * :mod:`~attn_expressivity.attention.dense`, :mod:`~attn_expressivity.attention.positional`,
   :mod:`~attn_expressivity.attention.separable`: the three exact execution paths.

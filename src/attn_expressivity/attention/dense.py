@@ -8,20 +8,16 @@ layer's memory budget. ``O(n²)`` per head and image.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from ..errors import NonFiniteError, ShapeError
 from .softmax import stable_softmax
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .layer import MultiHeadSelfAttention
+from .weights import AttentionWeights
 
 __all__ = ["attend_dense"]
 
 
-def attend_dense(layer: MultiHeadSelfAttention, x: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
+def attend_dense(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
     """One image, ``x`` of shape ``(n, d_in)``; returns ``(n, d_out)``."""
     n, H, D = x.shape[0], layer.n_heads, layer.ndim
     pos = np.indices(spatial).reshape(D, n).T                           # (n, D)
@@ -45,7 +41,7 @@ def attend_dense(layer: MultiHeadSelfAttention, x: np.ndarray, spatial: tuple[in
     return heads.reshape(n, H * layer.d_head) @ layer.w_out + layer.b_out
 
 
-def _chunk_scores(layer: MultiHeadSelfAttention, pos: np.ndarray, start: int, stop: int,
+def _chunk_scores(layer: AttentionWeights, pos: np.ndarray, start: int, stop: int,
                   pos_coef: np.ndarray, qx: np.ndarray | None, kx: np.ndarray | None,
                   key_bias: np.ndarray | None, dtype: np.dtype) -> np.ndarray:
     """The scores of queries ``start … stop − 1`` against every key; shape ``(H, m, n)``."""

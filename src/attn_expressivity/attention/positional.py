@@ -16,14 +16,11 @@ the weighted values (a column of ones appended to them) and the
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .axes import axis_exp_table
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .layer import MultiHeadSelfAttention
+from .weights import AttentionWeights
 
 __all__ = ["THREADS", "attend_positional"]
 
@@ -31,7 +28,7 @@ __all__ = ["THREADS", "attend_positional"]
 THREADS = os.cpu_count() or 1
 
 
-def attend_positional(layer: MultiHeadSelfAttention, x: np.ndarray, spatial: tuple[int, ...],
+def attend_positional(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int, ...],
                       axis: tuple[np.ndarray, np.ndarray], dtype: np.dtype) -> np.ndarray:
     """``x`` of shape ``(B, n, d_in)``; returns ``(B, n, d_out)`` (module docstring).
 
@@ -71,7 +68,7 @@ def attend_positional(layer: MultiHeadSelfAttention, x: np.ndarray, spatial: tup
     return out.transpose(1, 0, 2)
 
 
-def _one_head(layer: MultiHeadSelfAttention, x: np.ndarray, spatial: tuple[int, ...],
+def _one_head(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int, ...],
               coords: np.ndarray, axis: tuple[np.ndarray, np.ndarray], dtype: np.dtype, h: int, step: int,
               buffer: np.ndarray, out: np.ndarray) -> None:
     """Add head ``h``'s output to ``out`` of shape ``(n, B, d_out)``, ``step`` queries at a time."""

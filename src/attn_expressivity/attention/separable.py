@@ -26,21 +26,18 @@ unchanged).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .axes import axis_weights
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .layer import MultiHeadSelfAttention
+from .weights import AttentionWeights
 
 __all__ = ["attend_separable"]
 
 Factor = tuple[float, float, int]
 
 
-def attend_separable(layer: MultiHeadSelfAttention, x: np.ndarray, spatial: tuple[int, ...],
+def attend_separable(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int, ...],
                      dtype: np.dtype) -> np.ndarray:
     """``x`` of shape ``(B, *spatial, d_in)``; returns ``(B, n, d_out)``.
 
@@ -88,7 +85,7 @@ def attend_separable(layer: MultiHeadSelfAttention, x: np.ndarray, spatial: tupl
     return _grouped(layer, x, keys, contract).reshape(B, n, layer.d_out) + layer.b_out
 
 
-def _channels(layer: MultiHeadSelfAttention, z: np.ndarray, h: int) -> np.ndarray:
+def _channels(layer: AttentionWeights, z: np.ndarray, h: int) -> np.ndarray:
     """``z W_val^(h) W_out^(h)``, in the cheaper of the two association orders."""
     dh, d_in, d_out = layer.d_head, layer.d_in, layer.d_out
     w_out = layer.w_out[h * dh:(h + 1) * dh]
@@ -97,7 +94,7 @@ def _channels(layer: MultiHeadSelfAttention, z: np.ndarray, h: int) -> np.ndarra
     return z @ (layer.w_val[h] @ w_out)
 
 
-def _grouped(layer: MultiHeadSelfAttention, x: np.ndarray, keys: list[list[Factor]],
+def _grouped(layer: AttentionWeights, x: np.ndarray, keys: list[list[Factor]],
              contract) -> np.ndarray:
     """All heads, sharing the contractions of heads with equal factors; ``(B, *spatial, d_out)``."""
     D = len(keys[0])
