@@ -23,7 +23,8 @@ _DTYPE_U = {"float16": 2.0**-11, "bfloat16": 2.0**-8, "float32": 2.0**-24, "floa
 def _measured_error_numpy(layer: Any, x: np.ndarray, dtype: str) -> np.ndarray:
     """The layer with weights and input rounded to ``dtype`` and evaluated in numpy."""
     low = ConvAttention(layer.mhsa.astype(dtype), layer.config, layer.alpha, layer.shifts,
-                        layer.ranks, layer.kernel, layer.bias, layer.rank_tol)
+                        layer.ranks, layer.kernel, layer.bias, layer.rank_tol,
+                        layer.kernel_indices)
     with np.errstate(under="ignore"):
         return low(x.astype(dtype)).astype(np.float64)
 

@@ -142,7 +142,8 @@ def _data_terms(layer: ConvAttention, x: np.ndarray, xp: np.ndarray) -> dict[str
     scale = scale_abs = resid = 0.0
     excess: list[dict[str, Any]] = []
     l1 = float(abs_tokens.sum(axis=1).max())
-    mats = kernel_slices(layer.kernel.astype(np.float64), cfg.groups)
+    # head h carries the slice of kernel index kernel_indices[h]
+    mats = kernel_slices(layer.kernel.astype(np.float64), cfg.groups)[layer.kernel_indices]
     for h in range(H):
         w_h = mhsa.w_val[h].astype(np.float64) @ w_out[h].astype(np.float64)     # (d_in, d_out)
         scale += float(np.abs(tokens @ w_h).max())

@@ -355,15 +355,16 @@ def _epsilon(be: Balls, layer: ConvAttention, exact: _Exact, leaks: list[Any],
     residuals, issues, scale_total, fact_total, leak_max = [], [], 0.0, 0.0, 0.0
     x_l1 = max(be.upper(sum((abs(a) for a in tok), zero)) for xb in exact.xs for tok in xb)
     for h in range(H):
+        w_conv = exact.w_conv[int(layer.kernel_indices[h])]                           # head h's slice
         m_h = [[sum((exact.w_val[h][i][j] * exact.w_out[h][j][c] for j in range(dh)), zero)
                 for c in range(d_out)] for i in range(d_in)]                          # (d_in, d_out)
-        resid = max(be.upper(abs(m_h[i][c] - exact.w_conv[h][i][c]))
+        resid = max(be.upper(abs(m_h[i][c] - w_conv[i][c]))
                     for i in range(d_in) for c in range(d_out))
         residuals.append(resid)
         if tau_fixed is not None:
             tau = num(tau_fixed)
         else:
-            frob = be.sqrt(sum((w * w for row in exact.w_conv[h] for w in row), zero))
+            frob = be.sqrt(sum((w * w for row in w_conv for w in row), zero))
             tau = num(be.upper(frob * num(rho)))
         if resid > be.upper(tau):
             issues.append({"head": h, "reason": (
@@ -424,8 +425,9 @@ def _check_elements(be: Balls, layer: ConvAttention, geo: dict[str, Any], exact:
         for qi in range(n_q):
             for c in range(d_out):
                 attn = exact.b_out[c] + sum((head_out[h][qi][c] for h in range(H)), zero)
-                conv_h = [sum((xb[maps.tap[h][qi]][i] * exact.w_conv[h][i][c]
-                               for i in range(cfg.d_in)), zero) for h in range(H)]
+                # the convolution sums over every kernel index, whatever heads the layer has
+                conv_h = [sum((xb[maps.tap[k][qi]][i] * exact.w_conv[k][i][c]
+                               for i in range(cfg.d_in)), zero) for k in range(len(maps.tap))]
                 diff = attn - (exact.b_conv[c] + sum(conv_h, zero))
                 max_diff = max(max_diff, be.upper(abs(diff)))
                 float_dev = max(float_dev, be.upper(abs(be.num(float(y_flat[b, qi, c])) - attn)))
@@ -436,7 +438,8 @@ def _check_elements(be: Balls, layer: ConvAttention, geo: dict[str, Any], exact:
                 undecided += not violated
                 if len(failures) < 10:
                     failures.append(_failure(be, layer, geo, b, qi, c, diff, violated, epsilon,
-                                             [head_out[h][qi][c] - conv_h[h] for h in range(H)],
+                                             [head_out[h][qi][c] - conv_h[int(layer.kernel_indices[h])]
+                                              for h in range(H)],
                                              eps_heads))
     return {"failures": failures, "n_certified": n_cert, "undecided": undecided,
             "max_abs_difference": max_diff, "float_deviation": float_dev}

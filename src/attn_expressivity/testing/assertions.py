@@ -55,7 +55,7 @@ def _head_errors(layer: ConvAttention, x: np.ndarray, index: tuple[int, ...]) ->
                                         encoding=m.encoding, ndim=m.ndim, beta=m.beta)
         got = single(xp)[(Ellipsis,) + window + (slice(None),)]
         slice_h = np.zeros_like(layer.kernel)
-        k_index = np.unravel_index(h, cfg.kernel_size)
+        k_index = np.unravel_index(int(layer.kernel_indices[h]), cfg.kernel_size)
         slice_h[k_index] = layer.kernel[k_index]
         want = conv(x, slice_h, **conv_options(cfg))
         errors.append(float(abs(got[index] - want[index])))

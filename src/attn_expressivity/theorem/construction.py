@@ -49,6 +49,9 @@ class ConvAttention:
     kernel : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
         The convolution's weight (kept to account for the factorisation residual).
     bias : ndarray or None, shape ``(d_out,)``
+    kernel_indices : ndarray of int, shape ``(n_heads,)``
+        The raster (C-order) kernel index whose slice ``W_Δ`` head ``h`` carries;
+        ``arange(n_heads)`` when every kernel index has its head.
     rank_tol : float or None
         The rank tolerance of the split (None: numpy's rule); see
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
@@ -56,7 +59,8 @@ class ConvAttention:
 
     def __init__(self, mhsa: MultiHeadSelfAttention, config: ConvConfig, alpha: float,
                  shifts: np.ndarray, ranks: np.ndarray, kernel: np.ndarray,
-                 bias: np.ndarray | None, rank_tol: float | None = None) -> None:
+                 bias: np.ndarray | None, rank_tol: float | None = None,
+                 kernel_indices: np.ndarray | None = None) -> None:
         self.mhsa = mhsa
         self.config = config
         self.alpha = alpha
@@ -65,6 +69,8 @@ class ConvAttention:
         self.kernel = kernel
         self.bias = bias
         self.rank_tol = rank_tol
+        self.kernel_indices = (np.arange(mhsa.n_heads) if kernel_indices is None
+                               else np.asarray(kernel_indices, dtype=np.int64))
 
     @property
     def n_heads(self) -> int:
