@@ -107,7 +107,7 @@ PY_ROWS = [
     ("MultiHeadSelfAttention.__call__", "channel mismatch", "MHSA()(X(3, 3, 2))", "ShapeError", r"channel mismatch: the layer expects d_in = 1, `x` has 2"),
     ("MultiHeadSelfAttention.__call__", "wrong shapes/axes", "MHSA()(X(3, 1))", "ShapeError", r"with 2 spatial axes, got shape \(3, 1\)"),
     ("MultiHeadSelfAttention.__call__", "NaN/inf values", "MHSA()(X(3, 3, 1) * np.nan)", "NonFiniteError", r"`x` must hold only finite values, got nan"),
-    ("MultiHeadSelfAttention.__call__", "scores overflow", "MHSA(v=np.full((1, 3), -1e307))(X(9, 9, 1))", "NonFiniteError", r"attention scores overflowed the floating-point range"),
+    ("MultiHeadSelfAttention.__call__", "scores overflow (general dense path)", "MHSA(v=np.full((1, 3), -1e307), w_qry=np.ones((1, 1, 3)), w_key=np.ones((1, 1, 3)))(X(9, 9, 1))", "NonFiniteError", r"attention scores overflowed the floating-point range"),
     ("MultiHeadSelfAttention.__call__", "unknown path", "MHSA()(X(3, 3, 1), path='fast')", "ParameterValueError", r"`path` must be"),
     # bounds
     ("leak_bound", "α < 0", "leak_bound(-1.0, 2)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),

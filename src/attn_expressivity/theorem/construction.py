@@ -119,9 +119,9 @@ class ConvAttention:
         check_image(x, self.config)
         xp = self.pad(x)
         nd = self.config.ndim
-        y = self.mhsa(xp, **kwargs)
         window = self.crop(xp.shape[xp.ndim - nd - 1:-1])
-        return y[(Ellipsis,) + window + (slice(None),)]
+        # only the kept (cropped, strided) queries are computed; every padded pixel is a key
+        return self.mhsa(xp, queries=window, **kwargs)
 
     def __repr__(self) -> str:
         cfg = self.config
