@@ -21,7 +21,7 @@ from ..convolution.config import NUMPY_PAD_MODE, ConvConfig, check_image, make_c
 from ..convolution.shifts import left_offsets, shift_set
 from ..convolution.slices import kernel_slices
 from ..errors import ParameterTypeError, ParameterValueError, ShapeError
-from .factorisation import split_slices
+from .factorisation import slice_ranks, split_slices
 
 __all__ = ["ConvAttention", "conv_to_mhsa"]
 
@@ -45,7 +45,8 @@ class ConvAttention:
     shifts : ndarray of int, shape ``(n_heads, ndim)``
         ``Δ_h`` of each head (``k − q``).
     ranks : ndarray of int, shape ``(n_heads,)``
-        Rank of each kernel slice ``W_Δ`` at the rank tolerance used.
+        Rank of each kernel slice ``W_Δ`` at the rank tolerance used (computed
+        on first access when the construction did not need it).
     kernel : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
         The convolution's weight (kept to account for the factorisation residual).
     bias : ndarray or None, shape ``(d_out,)``
@@ -53,24 +54,42 @@ class ConvAttention:
         The raster (C-order) kernel index whose slice ``W_Δ`` head ``h`` carries;
         ``arange(n_heads)`` when every kernel index has its head.
     rank_tol : float or None
-        The rank tolerance of the split (None: numpy's rule); see
+        The rank tolerance of the split (None: the rounding level); see
+        :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
+    allowances : ndarray, shape ``(n_heads,)``, or None
+        The largest entry of ``|W_Δh − W_val^(h) W_out^(h)|`` the split may
+        leave: 0 for the exact identity splits, the rounding level of the
+        decomposition for an SVD split. None: computed from the blocks by
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
     """
 
     def __init__(self, mhsa: MultiHeadSelfAttention, config: ConvConfig, alpha: float,
-                 shifts: np.ndarray, ranks: np.ndarray, kernel: np.ndarray,
+                 shifts: np.ndarray, ranks: np.ndarray | None, kernel: np.ndarray,
                  bias: np.ndarray | None, rank_tol: float | None = None,
-                 kernel_indices: np.ndarray | None = None) -> None:
+                 kernel_indices: np.ndarray | None = None,
+                 allowances: np.ndarray | None = None) -> None:
         self.mhsa = mhsa
         self.config = config
         self.alpha = alpha
         self.shifts = shifts
-        self.ranks = ranks
+        self._ranks = ranks
         self.kernel = kernel
         self.bias = bias
         self.rank_tol = rank_tol
         self.kernel_indices = (np.arange(mhsa.n_heads) if kernel_indices is None
                                else np.asarray(kernel_indices, dtype=np.int64))
+        self.allowances = None if allowances is None else np.asarray(allowances, dtype=np.float64)
+
+    @property
+    def ranks(self) -> np.ndarray:
+        if self._ranks is None:
+            mats = kernel_slices(self.kernel, self.config.groups)[self.kernel_indices]
+            self._ranks = slice_ranks(mats, self.rank_tol)
+        return self._ranks
+
+    @ranks.setter
+    def ranks(self, value: np.ndarray | None) -> None:
+        self._ranks = value
 
     @property
     def n_heads(self) -> int:
@@ -161,10 +180,13 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         ``None`` (default): the smallest head dimension that works, the largest
         rank of a kernel slice ``W_Δ`` (at ``rank_tol``). An int: that dimension
         (at least that rank). ``"paper"``: the paper's ``d_head = d_out`` with
-        ``W_out^(h) = I``.
+        ``W_out^(h) = I``. Whenever ``d_head >= min(d_in, d_out)`` the blocks are
+        an identity block and the slice, exact and without a decomposition
+        (:mod:`~attn_expressivity.theorem.factorisation`).
     rank_tol : float, optional
         Singular values at or below this count as zero (default: numpy's
-        ``matrix_rank`` rule ``σ_max · max(d_in, d_out) · eps``).
+        ``matrix_rank`` rule ``σ_max · max(d_in, d_out) · eps``, with ``eps`` of
+        the type the decomposition runs in: float32 for float16 kernels).
     memory_budget : int, optional
         Passed to :class:`MultiHeadSelfAttention`.
 
@@ -211,7 +233,7 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         rank_tol = float(rank_tol)
     shifts = shift_set(cfg.kernel_size, dilation=cfg.dilation)              # (H, D)
     mats = kernel_slices(weight, cfg.groups)                                # (H, d_in, d_out)
-    w_val, w_out, ranks = split_slices(mats, d_head, rank_tol, shifts)
+    w_val, w_out, ranks, allowances = split_slices(mats, d_head, rank_tol, shifts)
     H, D = shifts.shape
     d_p = D + 1
     dtype = weight.dtype
@@ -225,4 +247,4 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         beta=1.0 if finite else math.inf, memory_budget=memory_budget,
     )
     return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias,
-                         None if rank_tol is None else float(rank_tol))
+                         None if rank_tol is None else float(rank_tol), allowances=allowances)
