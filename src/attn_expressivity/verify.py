@@ -39,13 +39,82 @@ from .certify.instance import certify_layer
 from .certify.report import CertificationReport
 from .convolution.config import check_image
 from .convolution.reference import conv
-from .errors import ParameterTypeError, ShapeError
+from .errors import ParameterTypeError, ParameterValueError, ShapeError
 from .theorem.construction import ConvAttention, conv_to_mhsa
 
-__all__ = ["SHARP_WORK", "VerifyReport", "check_layer", "json_safe", "sharp_work", "verify"]
+__all__ = ["SHARP_WORK", "VerifyReport", "check_layer", "check_request", "json_safe", "machine_memory",
+           "request_bytes", "sharp_work", "verify"]
 
 #: Below this much work (:func:`sharp_work`) the check bounds element by element (about a second).
 SHARP_WORK = 10**8
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory of this machine (``2**62`` when the system does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):       # pragma: no cover - not POSIX
+        return 2**62
+
+
+def request_bytes(*, kernel_size: tuple[int, ...], in_channels: int, out_channels: int,
+                  image_size: tuple[int, ...], ndim: int | None = None, groups: int = 1,
+                  batch: int = 1) -> int:
+    """Bytes :func:`verify` holds for a random instance of this size, counted before allocating.
+
+    The kernel, the image and its padded copy, and about a dozen arrays of the
+    output's size (the attention and reference outputs, the error and the
+    terms of the bound), in float64; the attention's own scratch stays within
+    its memory budget on top.
+
+    Examples
+    --------
+    >>> request_bytes(kernel_size=(3,), in_channels=8, out_channels=16, image_size=(32,)) < 2**22
+    True
+    """
+    ks = tuple(int(k) for k in kernel_size)
+    im = tuple(int(i) for i in image_size)
+    nd = ndim if ndim is not None else (max(len(ks), len(im)) if max(len(ks), len(im)) > 1 else 2)
+    ks = ks * nd if len(ks) == 1 else ks
+    im = im * nd if len(im) == 1 else im
+    pixels = math.prod(im) * batch
+    padded = math.prod(i + k for i, k in zip(im, ks)) * batch
+    kernel = math.prod(ks) * (in_channels // max(groups, 1)) * out_channels
+    return 8 * (kernel + (pixels + 2 * padded) * in_channels + 12 * pixels * out_channels)
+
+
+def check_request(*, kernel_size: tuple[int, ...], in_channels: int, out_channels: int,
+                  image_size: tuple[int, ...], ndim: int | None = None, groups: int = 1,
+                  batch: int = 1, limit: int | None = None) -> int:
+    """Refuse, before anything is allocated, a request that cannot fit in memory.
+
+    Returns the estimate of :func:`request_bytes`; raises when it is above
+    ``limit`` (default: 80 % of :func:`machine_memory`).
+
+    Raises
+    ------
+    ParameterValueError
+        The request needs more memory than the limit; the message says how much.
+
+    Examples
+    --------
+    >>> check_request(kernel_size=(3,), in_channels=8, out_channels=16, image_size=(10**5,),
+    ...               limit=2**34)
+    Traceback (most recent call last):
+    ...
+    attn_expressivity.errors.ParameterValueError: this request needs about 1.6e+04 GiB ...
+    """
+    need = request_bytes(kernel_size=kernel_size, in_channels=in_channels, out_channels=out_channels,
+                         image_size=image_size, ndim=ndim, groups=groups, batch=batch)
+    limit = int(0.8 * machine_memory()) if limit is None else limit
+    if need > limit:
+        raise ParameterValueError(
+            f"this request needs about {need / 2**30:.2g} GiB (kernel {tuple(kernel_size)}, "
+            f"{in_channels} -> {out_channels} channels, image {tuple(image_size)}), more than the "
+            f"{limit / 2**30:.3g} GiB available; use a smaller image, fewer channels or a smaller kernel")
+    return need
 
 
 def json_safe(value: Any) -> Any:

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from attn_expressivity import (
     MultiHeadSelfAttention,
-    NonFiniteError,
     NotSeparableError,
     ParameterTypeError,
     ParameterValueError,

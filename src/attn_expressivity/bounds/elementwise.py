@@ -45,8 +45,8 @@ from ..convolution.accurate import conv_accurate
 from ..convolution.reference import conv
 from ..convolution.slices import kernel_slices
 from ..errors import NonFiniteError
-from .rounding import gamma, underflow_unit, unit_roundoff
 from ..theorem.heads import stored_heads
+from .rounding import gamma, underflow_unit, unit_roundoff
 from .tables import HeadAxes, head_axes, structural_issues, theory_budgets
 
 __all__ = ["SharpResult", "abs_contract", "channel_abs", "residual_bounds", "sharp_check"]

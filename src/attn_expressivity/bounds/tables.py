@@ -257,7 +257,7 @@ def table_issues(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtyp
     return issues
 
 
-def structural_issues(layer: ConvAttention, heads: list[HeadAxes], dtype: np.dtype,
+def structural_issues(layer: Any, heads: list[HeadAxes], dtype: np.dtype,
                       path: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(head_issues, table_issues)``: heads that are not Lemma 2's, tables that leak too much."""
     issues = head_issues(layer)

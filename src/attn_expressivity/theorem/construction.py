@@ -239,7 +239,16 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
     dtype = weight.dtype
     zeros = np.zeros((H, cfg.d_in, d_p), dtype=dtype)
     finite = math.isfinite(alpha)
-    v = quadratic_head_vectors(shifts, alpha if finite else 1.0).astype(dtype)  # Lemma 2
+    v64 = quadratic_head_vectors(shifts, alpha if finite else 1.0)             # Lemma 2
+    top = float(np.finfo(dtype).max)
+    if not float(np.abs(v64).max()) <= top:
+        reach = max(1, 2 * int(np.abs(shifts).max()))
+        raise ParameterValueError(
+            f"`alpha` = {alpha!r} is too large for {np.dtype(dtype).name} weights: the head vectors "
+            f"-alpha (1, -2 shift) reach {float(np.abs(v64).max()):.4g}, above {np.dtype(dtype).name}'s "
+            f"largest number {top:.6g}; the largest alpha {np.dtype(dtype).name} can hold for these "
+            f"shifts is {math.floor(top / reach):.6g} (or use alpha=inf for hard attention)")
+    v = v64.astype(dtype)
     mhsa = MultiHeadSelfAttention(
         w_qry=zeros, w_key=zeros, w_key_hat=np.tile(np.eye(d_p, dtype=dtype), (H, 1, 1)),
         u=np.zeros((H, d_p), dtype=dtype), v=v, w_val=w_val, w_out=w_out,
