@@ -84,6 +84,9 @@ def head_weights(layer: AttentionWeights, spatial: tuple[int, ...], coords: np.n
     """Head ``h``'s unnormalised weights ``Π_i E_i[q_i, k_i]``, key-major: shape ``(n, m)``."""
     a, b = axis
     D, m = len(spatial), coords.shape[1]
+    if D == 1:                          # the table's rows are the weights: no second copy
+        return dense_rows(axis_table(float(a[h, 0]), float(b[h, 0]), spatial[0], coords[0], dtype,
+                                     layer.beta, normalise=False)).T
     cols = []
     for i, size in enumerate(spatial):
         uniq, inv = np.unique(coords[i], return_inverse=True)
@@ -92,12 +95,9 @@ def head_weights(layer: AttentionWeights, spatial: tuple[int, ...], coords: np.n
         cols.append(table.T[:, inv].reshape((1,) * i + (size,) + (1,) * (D - 1 - i) + (m,)))
     s = np.empty(spatial + (m,), dtype=dtype)
     with np.errstate(under="ignore"):
-        if D == 1:
-            s[...] = cols[0]
-        else:
-            np.multiply(cols[0], cols[1], out=s)
-            for c in cols[2:]:
-                s *= c
+        np.multiply(cols[0], cols[1], out=s)
+        for c in cols[2:]:
+            s *= c
     return s.reshape(-1, m)
 
 
