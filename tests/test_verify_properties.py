@@ -247,3 +247,39 @@ def test_off_target_mass_non_increasing_in_alpha(kernel_size, extra, alphas):
     assert np.all(m_hi * (1 - e_hi) <= m_lo * (1 + e_lo) + 2 * slack)
     # and each is within the leak bound (the rows sum to 1, so the ℓ1 error is 2 · mass)
     assert np.all(m_hi * (1 - e_hi) <= leak_bound(hi, len(spatial)) + slack)
+
+
+# --------------------------------------------------------------------------- magnitudes and dtypes
+
+_RANGE = {np.float64: (-300, 300), np.float32: (-40, 36), np.float16: (-6, 3)}
+
+
+@given(cfg=conv_configs(max_channels=3), data=st.data(),
+       dtype=st.sampled_from([np.float64, np.float32, np.float16]),
+       path=st.sampled_from(["separable", "dense"]), sharp=st.booleans(),
+       alpha=st.sampled_from([0.0, 0.5, 3.0, 8.0, 20.0, 60.0, math.inf]))
+def test_error_within_bound_at_every_magnitude_dtype_and_path(cfg, data, dtype, path, sharp, alpha):
+    """Inputs and kernels scaled by 10^e, e across each type's range (1e-300 … 1e300 in
+    float64), subnormal products included: the error is within the bound, always. The
+    only refusals allowed are an output that overflows the type and, in float16, a sum
+    with too many non-zero terms for any rounding bound."""
+    from attn_expressivity import NonFiniteError, ParameterValueError, verify
+
+    lo, hi = _RANGE[dtype]
+    e_x = data.draw(st.integers(lo, hi), label="log10 |x|")
+    e_w = data.draw(st.integers(max(lo, lo - e_x), min(hi, hi - e_x)), label="log10 |w|")
+    x = data.draw(images(cfg, max_extra=1), label="x") * 10.0**e_x
+    w = data.draw(kernels(cfg), label="weight") * 10.0**e_w
+    if dtype == np.float16 and math.isfinite(alpha):
+        alpha = min(alpha, 8.0)
+    try:
+        report = verify(w.astype(dtype), x.astype(dtype), alpha=alpha, path=path, sharp=sharp,
+                        **conv_options(cfg))
+    except NonFiniteError as exc:
+        assert "overflowed" in str(exc)
+        return
+    except ParameterValueError as exc:
+        assert dtype == np.float16 and "no rounding bound exists" in str(exc), str(exc)
+        return
+    assert report.holds, report.summary()
+    assert report.max_abs_error <= report.bound and math.isfinite(report.bound)

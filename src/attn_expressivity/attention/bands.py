@@ -8,7 +8,9 @@ so it is one dense ``(b, span)`` matrix product with the slice of ``arr`` on
 those keys (``span ≈ b · step + w`` for queries ``step`` keys apart). The zero
 entries of a block add nothing to a product (``0 · a = 0`` and ``s + 0 = s``
 exactly), so each output is an inner product over the non-zero weights of its
-row only, whatever order the BLAS library sums in.
+row only, whatever order the BLAS library sums in. When the columns are few
+(a long 1-D signal with a channel or two), the ``w`` band offsets are gathered
+and accumulated instead, one array operation each.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def contract(arr: np.ndarray, table: AxisTable, out: np.ndarray | None = None) -
         return out
     w = table.width
     start = table.start
+    if pre * post <= 32 and w <= 64:      # narrow columns: w gathers beat many tiny products
+        out[...] = 0
+        for j in range(w):
+            out += table.values[:, j][None, :, None] * arr[:, start + j, :]
+        return out
     step = (float(start[-1] - start[0]) / (m - 1)) if m > 1 else 1.0
     nb = block_rows(w, step)
     for b0 in range(0, m, nb):

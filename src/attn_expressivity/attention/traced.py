@@ -56,7 +56,7 @@ import numpy as np
 from ..errors import ParameterValueError
 from .axes import AxisTable, axis_table
 from .bands import contract
-from .positional import head_weights, query_chunks
+from .positional import head_tables, head_weights, query_chunks
 from .weights import AttentionWeights
 
 __all__ = ["error_tables", "trace_positional", "trace_separable"]
@@ -312,9 +312,10 @@ def trace_positional(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int,
         w_out = layer.w_out[h * dh:(h + 1) * dh].astype(dtype)
         out_h = np.empty((n_q, B, d_out), dtype=dtype)
         err_h = np.empty((n_q, B, d_out))
+        tables = head_tables(layer, spatial, queries, axis, dtype, h)
         for start, coords in query_chunks(queries, max(1, 2**22 // max(n, 1))):
             m = coords.shape[1]
-            s = head_weights(layer, spatial, coords, axis, dtype, h)       # (n, m)
+            s = head_weights(layer, spatial, coords, axis, dtype, h, tables, queries)   # (n, m)
             mixed, e_mixed = _key_sum(s, v, ev, u, eta, _spread(dtype))
             o, eo = _product_sum(mixed.reshape(m * B, dh), e_mixed.reshape(m * B, dh), w_out, ur, eta)
             out_h[start:start + m] = o.reshape(m, B, d_out)

@@ -106,13 +106,22 @@ def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.n
     for ha, (w_val_abs, w_out_abs) in zip(heads, amag):
         mag_v = x_max @ w_val_abs * (1 + 2 * gamma(d_in, _U64))
         err_v = gamma(d_in, u) * mag_v + d_in * eta
-        # the weights ŝ = fl(Π E_i): largest off-distinguished sum per query, Π (1 + off_i) − 1
+        # the weights ŝ = fl(Π E_i) of a query sum to at most Π_i z_i (row sums) and, apart
+        # from the key where every factor is its row's largest, to Π_i z_i − Π_i top_i <=
+        # Σ_i o_i Π_{j<i} z_j, o_i the row sum without its largest entry (no cancellation)
         exact_top = all(bool(np.all(t.values.max(axis=1) == 1)) for t in ha.tables)
-        grow = np.ones_like(ha.off[0])
-        for off in ha.off:
-            grow = grow * (1 + off)
-        off_max = float((grow - 1).max()) * (1 + u) ** (len(ha.tables) - 1) * (1 + 8 * _U64) + n * eta
-        s_max = (float(grow.max()) * (1 + u) ** len(ha.tables) + n * eta) * (1 + 8 * _U64)
+        off_max, z_prod = 0.0, 1.0
+        for t in ha.tables:
+            vals = np.abs(t.values.astype(np.float64))
+            w_t = vals.shape[1]
+            z_i = float(vals.sum(axis=1).max()) * (1 + 2 * w_t * _U64)
+            rest = vals.copy()
+            rest[np.arange(rest.shape[0]), vals.argmax(axis=1)] = 0.0
+            o_i = float(rest.sum(axis=1).max()) * (1 + 2 * w_t * _U64)
+            off_max += o_i * z_prod
+            z_prod *= z_i
+        off_max = off_max * (1 + u) ** len(ha.tables) * (1 + 8 * _U64) + n * eta
+        s_max = (z_prod * (1 + u) ** len(ha.tables) + n * eta) * (1 + 8 * _U64)
         w = n
         lemma = spread * (1 + _gamma_or_inf(3 * w + 1, u)) * off_max if exact_top else math.inf
         key = min(lemma, _gamma_or_inf(w, u) * s_max)
@@ -155,6 +164,7 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     -------
     dict
         ``bound`` (the largest channel's), ``per_channel`` (``(d_out,)``),
+        ``terms_per_channel`` (each term's ``(d_out,)`` array),
         ``rounding_term``, ``leak_term``, ``factorisation_term``,
         ``reference_term`` (largest over the channels), ``leak`` (the largest
         row norm of ``|P^h − T^h|``), ``scale`` (``Σ_h max_o A_{h,o}``),
@@ -215,6 +225,8 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
                                                                  *([] if layer.bias is None else [layer.bias])))
     per_channel = (rounding + leak + fact + reference) * (1 + 2.0**-40)
     return {"bound": float(per_channel.max()) if per_channel.size else 0.0, "per_channel": per_channel,
+            "terms_per_channel": {"rounding": rounding, "leak": leak, "factorisation": fact,
+                                  "reference": reference},
             "rounding_term": float(rounding.max()), "leak_term": float(leak.max()),
             "factorisation_term": float(fact.max()), "reference_term": float(reference.max()),
             "leak": max(leak_rows, default=0.0), "scale": float(sum(a.max() for a in a_h)),

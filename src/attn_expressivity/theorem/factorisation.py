@@ -87,7 +87,12 @@ def certainly_full_rank(mat: np.ndarray, rank_tol: float | None = None) -> bool:
     d_in, d_out = mat.shape
     k, d = min(d_in, d_out), max(d_in, d_out)
     w = mat.astype(np.float64)
-    gram = w.T @ w if d_in >= d_out else w @ w.T
+    top = float(np.abs(w).max()) if w.size else 0.0
+    if top == 0.0:
+        return False
+    w = w * 2.0 ** -math.frexp(top)[1]            # a power of two: the ranks do not change
+    with np.errstate(under="ignore"):
+        gram = w.T @ w if d_in >= d_out else w @ w.T
     frob2 = float(np.trace(gram)) * (1 + 4 * d * 2.0**-53)
     if not np.isfinite(frob2) or frob2 == 0.0:
         return False
