@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ._threads import single_blas_thread
 from ._validation import as_alpha, as_float_array
 from .bounds.elementwise import sharp_check
 from .bounds.error import error_bound
@@ -292,9 +293,11 @@ def sharp_work(layer: ConvAttention, x: np.ndarray, path: str) -> int:
     n = math.prod(padded)
     n_q = math.prod(cfg.output_shape(spatial))
     channels = cfg.d_in + m.d_head + cfg.d_out
+    # the traced products form every z_i M_io (an array of rows x d_in x d_out per head)
+    products = min(cfg.d_in * cfg.d_out, m.d_head * (cfg.d_in + cfg.d_out))
     if path == "separable":
-        return 6 * batch * n * m.n_heads * channels * (2 * nd + 2)
-    return batch * m.n_heads * (4 * n * n_q + 6 * n * channels)
+        return batch * n * m.n_heads * (4 * products + 6 * channels * (2 * nd + 2))
+    return batch * m.n_heads * (4 * n * n_q + 4 * n * products + 6 * n * channels)
 
 
 def check_layer(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",
@@ -347,6 +350,13 @@ def check_layer(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",
     path = layer.mhsa.select_path(path)
     if sharp is None:
         sharp = sharp_work(layer, x, path) <= SHARP_WORK
+    with single_blas_thread():     # many small products: one BLAS thread, the package's own workers
+        return _check(layer, x, path, certificate, sharp)
+
+
+def _check(layer: ConvAttention, x: np.ndarray, path: str, certificate: CertificationReport | None,
+           sharp: bool) -> VerifyReport:
+    cfg = layer.config
     if sharp:
         t1 = time.perf_counter()
         res = sharp_check(layer, x, path=path)
@@ -493,7 +503,8 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
     if not isinstance(certify, bool):
         raise ParameterTypeError(f"`certify` must be True or False, got {type(certify).__name__}")
     t0 = time.perf_counter()
-    layer = conv_to_mhsa(weight, bias, alpha=alpha, d_head=d_head, **conv_options)
+    with single_blas_thread():
+        layer = conv_to_mhsa(weight, bias, alpha=alpha, d_head=d_head, **conv_options)
     x = as_float_array(x, "x")
     check_image(x, layer.config)
     certificate = certify_layer(layer, x, backend=backend) if certify else None

@@ -23,7 +23,7 @@ from attn_expressivity import (
     conv_to_mhsa,
     verify,
 )
-from attn_expressivity.attention import threads
+from attn_expressivity import _threads as threads
 from attn_expressivity.attention.encoding import anisotropic_encoding, quadratic_encoding
 
 REL = 1e-12

@@ -8,10 +8,10 @@ per-axis tables of this module: for a query ``q`` along an axis of ``L`` keys,
 the row ``exp(β (f(k − q) − max_k' f(k' − q)))`` over the keys ``k < L``.
 
 **Banded.** Factors whose exponent is below :func:`~attn_expressivity.attention.softmax.exp_floor`
-(``-708`` in float64) are flushed to zero, so a row is non-zero only where
+(``-79`` in float64) are flushed to zero, so a row is non-zero only where
 ``β (f(t) − max f) >= floor``. For a concave ``f`` (``a < 0``: a Gaussian bump,
 as Lemma 2 builds) that set is an interval around the vertex ``−b / 2a`` of
-half-width about ``sqrt(−floor / (β|a|))`` (4.4 keys at ``α = 37``), so an
+half-width about ``sqrt(−floor / (β|a|))`` (1.5 keys at ``α = 37``), so an
 :class:`AxisTable` stores, per query, the first key of a window of ``w``
 consecutive keys and the ``w`` weights there: ``O(m w)`` memory for ``m``
 queries instead of ``O(m L)``. Every entry outside the window is one the full
@@ -106,8 +106,8 @@ def _radius(a: float, b: float, beta: float, floor: float, lo: np.ndarray, hi: n
         extra = 0.0 if beta == math.inf else (-floor + slack) / (beta * -a)
         reach = np.sqrt((top - vertex) ** 2 + extra)
     reach = np.where(np.isfinite(reach), reach, np.inf)
-    first = np.maximum(lo, np.floor(np.maximum(vertex - reach, -2.0**62)) - 1)
-    last = np.minimum(hi, np.ceil(np.minimum(vertex + reach, 2.0**62)) + 1)
+    first = np.maximum(lo, np.floor(np.maximum(vertex - reach, -2.0**62)))
+    last = np.minimum(hi, np.ceil(np.minimum(vertex + reach, 2.0**62)))
     first = np.minimum(first, top)
     last = np.maximum(last, top)
     return first.astype(np.int64), last.astype(np.int64)
@@ -133,9 +133,7 @@ def axis_table(a: float, b: float, size: int, queries: np.ndarray, dtype: np.dty
     Row ``q`` is ``E[q, k] = exp(β (f(k − q) − max_k' f(k' − q)))`` over keys
     ``k < size`` (each row's maximum is exactly 1; ``β = ∞`` gives the indicator
     of the argmax set and ``β = 0`` ones), with factors whose exponent is below
-    :func:`~attn_expressivity.attention.softmax.exp_floor` flushed to 0 (each
-    moves by less than ``e · tiny``, so ``exp`` never returns a subnormal
-    number). With ``normalise`` the rows are divided by their sums (the
+    :func:`~attn_expressivity.attention.softmax.exp_floor` flushed to 0. With ``normalise`` the rows are divided by their sums (the
     one-dimensional softmax ``P[q, k]``), and weights below the smallest normal
     number are flushed to zero.
 
@@ -165,8 +163,8 @@ def axis_table(a: float, b: float, size: int, queries: np.ndarray, dtype: np.dty
     Examples
     --------
     >>> t = axis_table(-37.0, 74.0, 6, np.arange(6), np.dtype(np.float64), 1.0)
-    >>> t.width, t.start.tolist()                 # a bump on k = q + 1, 9 keys wide at most
-    (6, [0, 0, 0, 0, 0, 0])
+    >>> t.width, t.start.tolist()                 # a bump on k = q + 1: keys q, q + 1, q + 2
+    (3, [0, 1, 2, 3, 3, 3])
     >>> bool(np.allclose(t.dense(6), np.eye(6, k=1) + np.eye(6, k=0) * (np.arange(6) == 5)[:, None]))
     True
     """
@@ -178,15 +176,17 @@ def axis_table(a: float, b: float, size: int, queries: np.ndarray, dtype: np.dty
         first = np.zeros_like(queries)
         width = size
     else:
-        slack = 1.0
-        while True:
-            first_t, last_t = _radius(a, b, beta, floor, -queries, size - 1 - queries, slack)
-            width = int(min(size, (last_t - first_t).max() + 1))
-            first = np.clip(queries + first_t, 0, size - width)
+        first_t, last_t = _radius(a, b, beta, floor, -queries, size - 1 - queries, 1.0)
+        pad = 0
+        while True:                     # widen until every outer entry is flushed (or at an end)
+            lo_t = np.maximum(first_t - pad, -queries)
+            hi_t = np.minimum(last_t + pad, size - 1 - queries)
+            width = int(min(size, (hi_t - lo_t).max() + 1))
+            first = np.clip(queries + lo_t, 0, size - width)
             table = _fill(a, b, size, queries, first, width, dtype, beta, floor)
             if width == size or _window_holds(table, first, width, size, beta):
                 break
-            slack = 4.0 * slack + 4.0
+            pad = 2 * pad + 1
         return _finish(table, first, size, dtype, normalise)
     table = _fill(a, b, size, queries, first, width, dtype, beta, floor)
     return _finish(table, first, size, dtype, normalise)
@@ -220,13 +220,19 @@ def _finish(table: np.ndarray, first: np.ndarray, size: int, dtype: np.dtype,
     if normalise:
         table /= table.sum(axis=1, keepdims=True)
         table[table < np.finfo(dtype).tiny] = 0.0
-    # trim the columns that are zero in every row (the window's safety margin)
+    # compact the band to the non-zero keys of each row (the window had a safety margin;
+    # every key outside it is flushed, so moving a row's window keeps its weights)
     nz = table != 0
-    lead = int(np.argmax(nz, axis=1).min()) if nz.any() else 0
-    trail = int(np.argmax(nz[:, ::-1], axis=1).min()) if nz.any() else 0
-    if lead or trail:
-        table = table[:, lead:table.shape[1] - trail]
-        first = first + lead
+    m, w = table.shape
+    if m and nz.any():
+        lead = np.argmax(nz, axis=1)
+        last = w - 1 - np.argmax(nz[:, ::-1], axis=1)
+        width = int((last - lead).max()) + 1
+        if width < w:
+            start = np.clip(first + lead, 0, size - width)
+            cols = (start - first)[:, None] + np.arange(width)[None, :]       # within [0, w)
+            table = np.take_along_axis(table, np.clip(cols, 0, w - 1), axis=1) * ((cols >= 0) & (cols < w))
+            first = start
     return AxisTable(first.astype(np.int64), np.ascontiguousarray(table, dtype=dtype), size, False,
                      table.shape[0])
 

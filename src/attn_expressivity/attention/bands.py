@@ -47,7 +47,7 @@ def contract(arr: np.ndarray, table: AxisTable, out: np.ndarray | None = None) -
     >>> np.round(contract(x, t)[0, :, 0], 12).tolist()          # k = q + 1, the last key stays
     [1.0, 2.0, 3.0, 4.0, 4.0]
     """
-    pre, size, post = arr.shape
+    pre, size, post = arr.shape              # arr may be a strided view (rows of a merged product)
     m = table.rows
     if out is None:
         out = np.empty((pre, m, post), dtype=np.result_type(arr, table.values))

@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
+from .._threads import map_workers, worker_count
 from .axes import AxisTable, axis_table, band_width
-from .threads import map_workers, worker_count
 from .weights import AttentionWeights
 
 __all__ = ["attend_positional", "dense_rows", "head_tables", "head_weights", "query_chunks"]

@@ -34,8 +34,11 @@ because its queries split the work into independent slabs with no halo: a slab
 of axis-0 queries reads the keys its band needs and everything after touches
 only its own rows, so the slabs fit the memory budget and run on separate
 threads (:mod:`~attn_expressivity.attention.threads`). On a large problem the
-channel products of a group are one product with the group's ``z``'s side by
-side (inner length ``F_0 · d_in``) instead of ``F_0`` thin ones.
+channel products are one product per slab: the ``z``'s side by side (inner
+length ``F_0 · d_in``) times every group's maps (``G · d_out`` columns),
+instead of ``F_0 G`` thin ones. A stride along axis 0 leaves that many fewer
+rows; along the other axes the band of each kept query still reaches every
+key, so the channel products there run on all of them.
 """
 
 from __future__ import annotations
@@ -45,9 +48,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._threads import map_workers, worker_count
 from .axes import AxisTable, axis_table, band_width
 from .bands import contract
-from .threads import map_workers, worker_count
 from .weights import AttentionWeights, ChannelMap
 
 __all__ = ["MERGE_WORK", "SeparablePlan", "attend_separable", "plan_separable"]
@@ -74,7 +77,8 @@ class SeparablePlan:
     merged: bool
     slab: int                                # axis-0 queries per slab
     workers: int
-    blocks: dict[tuple[Factor, ...], np.ndarray] = field(default_factory=dict)
+    big: np.ndarray | None = None            # merged: (F_0 d_in, G d_out), every group's maps
+    order: list[tuple[Factor, ...]] = field(default_factory=list)   # the groups, in big's order
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -118,8 +122,8 @@ def plan_separable(layer: AttentionWeights, spatial: tuple[int, ...], queries: t
     plan = SeparablePlan(tuple(spatial), queries, np.dtype(dtype), layer.beta, keys, first, groups,
                          tables, maps, merged, slab, workers)
     if merged:                                          # built once, before any thread starts
-        for g, heads in groups.items():
-            _merged_block(layer, plan, g, heads)
+        plan.order = list(groups)
+        plan.big = np.concatenate([_merged_block(layer, plan, groups[g]) for g in plan.order], axis=1)
     return plan
 
 
@@ -185,10 +189,11 @@ def _channels(layer: AttentionWeights, plan: SeparablePlan,
     """``y_g = Σ_{h ∈ g} z_{f_0(h)} W^(h)`` for every group ``g``; each ``(rows, d_out)``."""
     out: dict[tuple[Factor, ...], np.ndarray] = {}
     if plan.merged:
-        stacked = np.concatenate([zs[k] for k in plan.first], axis=1)      # (rows, F_0 d_in)
-        for g, heads in plan.groups.items():
-            out[g] = stacked @ _merged_block(layer, plan, g, heads)
-        return out
+        # one product for every group: (rows, F_0 d_in) @ (F_0 d_in, G d_out); each group's
+        # columns are a strided view, which the contractions read in place
+        stacked = np.concatenate([zs[k] for k in plan.first], axis=1)
+        y = (stacked @ plan.big).reshape(stacked.shape[0], len(plan.order), layer.d_out)
+        return {g: y[:, j, :] for j, g in enumerate(plan.order)}
     for g, heads in plan.groups.items():
         acc = None
         for h in heads:
@@ -205,15 +210,12 @@ def apply_channel(cm: ChannelMap, z: np.ndarray) -> np.ndarray:
     return (z @ cm.factors[0]) @ cm.factors[1]
 
 
-def _merged_block(layer: AttentionWeights, plan: SeparablePlan, g: tuple[Factor, ...],
-                  heads: list[int]) -> np.ndarray:
-    """``(F_0 d_in, d_out)``: the maps of the group's heads stacked by axis-0 factor (zeros elsewhere)."""
-    if g not in plan.blocks:
-        d_in = layer.d_in
-        block = np.zeros((len(plan.first) * d_in, layer.d_out), dtype=plan.dtype)
-        index = {k: j for j, k in enumerate(plan.first)}
-        for h in heads:
-            j = index[plan.keys[h][0]]
-            block[j * d_in:(j + 1) * d_in] += plan.maps[h].matrix
-        plan.blocks[g] = block
-    return plan.blocks[g]
+def _merged_block(layer: AttentionWeights, plan: SeparablePlan, heads: list[int]) -> np.ndarray:
+    """``(F_0 d_in, d_out)``: the maps of a group's heads stacked by axis-0 factor (zeros elsewhere)."""
+    d_in = layer.d_in
+    block = np.zeros((len(plan.first) * d_in, layer.d_out), dtype=plan.dtype)
+    index = {k: j for j, k in enumerate(plan.first)}
+    for h in heads:
+        j = index[plan.keys[h][0]]
+        block[j * d_in:(j + 1) * d_in] += plan.maps[h].matrix
+    return block

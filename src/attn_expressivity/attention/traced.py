@@ -153,12 +153,17 @@ def _product_sum(z: np.ndarray, ez: np.ndarray, m: np.ndarray, u: float,
     """``z M`` summed pairwise over the inner index, and its error (``z``: ``(rows, k)``, ``M``: ``(k, c)``).
 
     Each product is one rounding (``u |fl(z_i M_io)| + η`` where neither factor is
-    0); the pairwise tree adds ``u |node|`` per addition of two non-zero operands;
-    the input's error is carried as ``e_z |M|``.
+    0, only ``η`` where ``M_io`` is a power of two); the pairwise tree adds
+    ``u |node|`` per addition of two non-zero operands; the input's error is
+    carried as ``e_z |M|``.
     """
     p = z[:, :, None] * m[None, :, :]                                  # (rows, k, c)
     live = (z[:, :, None] != 0) & (m[None, :, :] != 0)
-    e = (u * np.abs(p) + eta) * live
+    # a product with ±2^k is exact unless it leaves the normal range (then only η):
+    # the identity blocks of an exact split multiply by 1
+    mant = np.frexp(np.abs(m))[0]
+    inexact = (mant != 0.5)[None, :, :]
+    e = (u * np.abs(p) * inexact + eta) * live
     value, err = _tree(p, e, u)
     if np.any(ez):
         err = err + ez @ np.abs(m).astype(np.float64)

@@ -20,11 +20,12 @@ proves, element by element,
     = \\sum_h \\left(2 L(\\alpha_h, D)\\, S_h + \\max_k \\|x_k\\|_1\\, \\tau_h\\right),
 
 with ``S_h = max_k ‖x_k W_val^(h) W_out^(h)‖_∞`` over the keys of the padded
-image (the a-priori leak term of :mod:`attn_expressivity.bounds.error`) and ``τ_h``
-an allowance for the floating-point factorisation ``W_val^(h) W_out^(h) ≈ W_Δh``
-(default ``4 · max(d_in, d_out) · eps · ‖W_Δh‖_F``, the order of the rank
-tolerance of :func:`attn_expressivity.conv_to_mhsa`; it is a tolerance, not a
-theorem). The a-priori argument — head ``h``'s output differs from its target
+image, ``L(α_h, D)`` the leak of the head *as stored* (its scores read exactly
+from the stored floats, the centre offset that storing ``fl(2αΔ)`` leaves
+included, :func:`_leak_of`) and ``τ_h`` the allowance of the split that built
+the blocks (0 for the exact identity splits, the rounding level of the
+decomposition for an SVD split: the same allowance :func:`attn_expressivity.verify`
+uses, so the two agree on blocks that do not express their slice). The a-priori argument — head ``h``'s output differs from its target
 value by ``Σ_{k≠t} p_k (z_k − z_t)``, at most ``2 L S_h``, and from
 ``x_t W_Δh`` by at most ``‖x_t‖_1 max|W_val W_out − W_Δh|`` — is why the check
 should succeed; the check itself is the elementwise ball computation, which
@@ -176,7 +177,9 @@ def certify_layer(layer: Any, x: np.ndarray, *, backend: str | None = None,
     → bias) are both evaluated in ball arithmetic from the exact float weights
     and input; ``ε`` is the a-priori bound of the module docstring. When the
     enclosures at ``prec`` bits cannot decide an element, the precision is
-    doubled (up to 512 bits).
+    doubled (up to 512 bits). ``holds`` needs every element certified, every
+    head Lemma 2's up to the rounding of its stored vector and every residual
+    within its allowance.
 
     What is proved is a statement about exact real arithmetic with the given
     float weights; the floating-point evaluation of the same layer is covered
@@ -191,8 +194,10 @@ def certify_layer(layer: Any, x: np.ndarray, *, backend: str | None = None,
     backend : {"flint", "mpmath"} or None, optional
         None: flint when installed, else mpmath.
     factorisation_tol : float, optional
-        ``τ_h`` for every head; default ``4 · max(d_in, d_out) · eps · ‖W_Δh‖_F``
-        with ``eps`` the machine epsilon of the weights' dtype.
+        ``τ_h`` for every head; default the allowance of the head's split
+        (:attr:`~attn_expressivity.ConvAttention.allowances`, or
+        :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`
+        for blocks built elsewhere).
     prec : int, optional
         Initial working precision in bits (``>= 53``).
 

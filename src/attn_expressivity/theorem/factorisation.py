@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._threads import single_blas_thread
 from .._validation import as_int
 from ..errors import HeadDimensionError, ParameterValueError
 
@@ -150,6 +151,11 @@ def split_slices(mats: np.ndarray, d_head: object, rank_tol: float | None,
     ParameterValueError, ParameterTypeError
         ``d_head`` neither None, ``"paper"`` nor an int ``>= 1``.
     """
+    with single_blas_thread():                 # many small decompositions: one BLAS thread
+        return _split(mats, d_head, rank_tol, shifts)
+
+
+def _split(mats: np.ndarray, d_head: object, rank_tol: float | None, shifts: np.ndarray) -> Split:
     H, d_in, d_out = mats.shape
     k = min(d_in, d_out)
     zero = np.zeros(H)

@@ -9,12 +9,12 @@ busy, a BLAS library that spreads many small products over several threads
 spends its time waiting for them.
 
 Environment variables: ``ATTN_EXPRESSIVITY_THREADS`` sets the number of the
-package's workers (default: the number of cores); ``OPENBLAS_NUM_THREADS``,
-``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set the BLAS library's own pool,
-which still runs the products outside the package's paths (the reference
-convolution, the singular value decompositions of the construction) and, when
-``threadpoolctl`` is absent, inside them too. They are read when numpy is
-first imported.
+package's workers (default: the cores not already busy, :func:`worker_count`);
+``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set the
+BLAS library's own pool, read when numpy is first imported. ``verify`` holds
+BLAS to one thread for its whole run (construction, attention, reference
+convolution, bound) when ``threadpoolctl`` is installed; without it, set
+``OPENBLAS_NUM_THREADS=1`` (or ``OMP_NUM_THREADS=1``) yourself on a busy machine.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ _CONTROLLER: list[Any] = []
 
 
 def worker_count() -> int:
-    """Threads the execution paths may use: ``ATTN_EXPRESSIVITY_THREADS`` or the core count.
+    """Threads the execution paths may use.
+
+    ``ATTN_EXPRESSIVITY_THREADS`` when set; otherwise the cores that are not
+    already busy: the core count minus the one-minute load average (rounded),
+    at least 1. On a machine whose cores other processes keep busy, extra
+    threads only take turns with them, so the paths run on one.
 
     Examples
     --------
@@ -41,7 +46,12 @@ def worker_count() -> int:
     text = os.environ.get("ATTN_EXPRESSIVITY_THREADS", "")
     if text.strip().isdigit() and int(text) >= 1:
         return int(text)
-    return os.cpu_count() or 1
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):              # pragma: no cover - not POSIX
+        busy = 0.0
+    return max(1, min(cores, cores - round(busy)))
 
 
 @contextlib.contextmanager
