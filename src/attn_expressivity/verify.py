@@ -329,7 +329,7 @@ def check_layer(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",
     Raises
     ------
     ShapeError, ParameterTypeError, NonFiniteError
-        An input that does not fit the layer.
+        An input that does not fit the layer; ``sharp`` neither a bool nor None.
     ParameterValueError, NotSeparableError
         A bad ``path``, or a rounding bound that does not exist (float16 on
         many keys).
@@ -348,6 +348,8 @@ def check_layer(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",
     cfg = layer.config
     check_image(x, cfg)
     path = layer.mhsa.select_path(path)
+    if sharp is not None and not isinstance(sharp, bool):
+        raise ParameterTypeError(f"`sharp` must be True, False or None, got {type(sharp).__name__} {sharp!r}")
     if sharp is None:
         sharp = sharp_work(layer, x, path) <= SHARP_WORK
     with single_blas_thread():     # many small products: one BLAS thread, the package's own workers
@@ -382,7 +384,7 @@ def _check(layer: ConvAttention, x: np.ndarray, path: str, certificate: Certific
             raise ShapeError(f"internal: attention output {got.shape} != convolution output {want.shape}")
         fast = error_bound(layer, x, path=path)
         t4 = time.perf_counter()
-        err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        err = np.abs(got.astype(np.float64, copy=False) - want.astype(np.float64, copy=False))
         upper = err * (1 + 2.0**-52)
         bound = np.broadcast_to(fast["per_channel"], err.shape)
         terms = {k: fast[k] for k in ("rounding_term", "leak_term", "factorisation_term",
@@ -402,10 +404,10 @@ def _largest_leak(heads: list) -> float:
 
 def _scale(layer: ConvAttention, x: np.ndarray) -> float:
     m = layer.mhsa
-    xs = np.abs(layer.pad(x).reshape(-1, m.d_in)).max(axis=0).astype(np.float64)
+    xs = np.abs(layer.pad(x).reshape(-1, m.d_in)).max(axis=0).astype(np.float64, copy=False)
     dh = m.d_head
-    return float(sum(((xs @ np.abs(m.w_val[h].astype(np.float64)))
-                      @ np.abs(m.w_out[h * dh:(h + 1) * dh].astype(np.float64))).max()
+    return float(sum(((xs @ np.abs(m.w_val[h].astype(np.float64, copy=False)))
+                      @ np.abs(m.w_out[h * dh:(h + 1) * dh].astype(np.float64, copy=False))).max()
                      for h in range(m.n_heads)))
 
 
@@ -502,6 +504,8 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
     alpha = as_alpha(alpha)
     if not isinstance(certify, bool):
         raise ParameterTypeError(f"`certify` must be True or False, got {type(certify).__name__}")
+    if sharp is not None and not isinstance(sharp, bool):
+        raise ParameterTypeError(f"`sharp` must be True, False or None, got {type(sharp).__name__} {sharp!r}")
     t0 = time.perf_counter()
     with single_blas_thread():
         layer = conv_to_mhsa(weight, bias, alpha=alpha, d_head=d_head, **conv_options)

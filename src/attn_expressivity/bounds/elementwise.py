@@ -98,7 +98,7 @@ def channel_abs(layer: Any, dtype: np.dtype) -> list[tuple[np.ndarray, np.ndarra
     out = []
     for cm, (w_val, w_out) in zip(layer.mhsa.channel_maps(1, dtype), _factors(layer)):
         if cm.exact:
-            m = cm.matrix.astype(np.float64)
+            m = cm.matrix.astype(np.float64, copy=False)
             out.append((np.abs(m), m))
         else:
             k = w_val.shape[1]
@@ -110,7 +110,7 @@ def channel_abs(layer: Any, dtype: np.dtype) -> list[tuple[np.ndarray, np.ndarra
 def _factors(layer: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     m = layer.mhsa
     dh = m.d_head
-    return [(m.w_val[h].astype(np.float64), m.w_out[h * dh:(h + 1) * dh].astype(np.float64))
+    return [(m.w_val[h].astype(np.float64, copy=False), m.w_out[h * dh:(h + 1) * dh].astype(np.float64, copy=False))
             for h in range(m.n_heads)]
 
 
@@ -127,11 +127,15 @@ def residual_bounds(layer: Any, dtype: np.dtype) -> tuple[list[np.ndarray], list
     from ..theorem.factorisation import factorisation_allowance
 
     cfg = layer.config
-    mats = kernel_slices(layer.kernel.astype(np.float64), cfg.groups)[layer.kernel_indices]
+    mats = kernel_slices(layer.kernel.astype(np.float64, copy=False), cfg.groups)[layer.kernel_indices]
     uppers, excess = [], []
     for h, ((w_val, w_out), (_mag, exact)) in enumerate(zip(_factors(layer), channel_abs(layer, dtype))):
         if exact is not None:
-            diff = np.abs(exact - mats[h])
+            diff = exact - mats[h]
+            if not diff.any():                           # the exact split: nothing to carry
+                uppers.append(np.zeros_like(diff))
+                continue
+            diff = np.abs(diff)
             upper, lower = diff * (1 + _U64), diff * (1 - _U64)
         else:
             k = w_val.shape[1]
@@ -266,7 +270,7 @@ def sharp_check(layer: Any, x: np.ndarray, *, path: str) -> SharpResult:
     issues, leaks = structural_issues(layer, heads, dtype, path)
     capped = failing_heads(layer, heads, dtype, path, issues, leaks)
     mags = channel_abs(layer, dtype)
-    x64 = flat.astype(np.float64)
+    x64 = flat.astype(np.float64, copy=False)
     ax = np.abs(x64)
     signed, magnitude = _leak(layer, x64, heads, mags, _factors(layer), capped)
     if signed is None:
@@ -301,7 +305,7 @@ def _compare(layer: Any, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np
     cfg = layer.config
     opts = dict(stride=cfg.stride, padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups,
                 padding_mode=cfg.padding_mode)
-    a = out.astype(np.float64)
+    a = out.astype(np.float64, copy=False)
     acc = conv_accurate(x, layer.kernel, layer.bias, **opts)
     if acc is not None:
         s, c, ref_err = acc
@@ -312,9 +316,9 @@ def _compare(layer: Any, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np
         error = np.abs(diff)
         upper = error * (1 + 2 * _U64) + _U64 * (np.abs(e) + np.abs(c)) * 2 + 5e-324
         return error, upper, ref_err, True
-    x64 = x.astype(np.float64)
-    w64 = layer.kernel.astype(np.float64)
-    b64 = None if layer.bias is None else layer.bias.astype(np.float64)
+    x64 = x.astype(np.float64, copy=False)
+    w64 = layer.kernel.astype(np.float64, copy=False)
+    b64 = None if layer.bias is None else layer.bias.astype(np.float64, copy=False)
     ref = conv(x64, w64, b64, **opts)
     mag = conv(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64), **opts)
     m = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1

@@ -59,7 +59,7 @@ _U64 = 2.0**-53
 def _axis_factors(table, u: float, spread: float) -> tuple[float, float, int]:
     """``(σ, λ, w)`` of one computed table: largest row sum, largest error-table row sum, band width."""
     lemma, standard, w = error_tables(table, u, spread)
-    sigma = float(np.abs(table.values.astype(np.float64)).sum(axis=1).max()) * (1 + 2 * (w + 1) * _U64)
+    sigma = float(np.abs(table.values.astype(np.float64, copy=False)).sum(axis=1).max()) * (1 + 2 * (w + 1) * _U64)
     lam = float(np.minimum(lemma.values.sum(axis=1), standard.values.sum(axis=1)).max()) * (1 + 2 * (w + 1) * _U64)
     return sigma, lam, w
 
@@ -90,7 +90,7 @@ def _separable_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[
         total_mag += mag
         total_err += err
     acc = gamma(H + len(heads[0].tables) + 1, u) * (total_mag + total_err)
-    bias = np.abs(mhsa.b_out.astype(np.float64))
+    bias = np.abs(mhsa.b_out.astype(np.float64, copy=False))
     return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * (1 + 2.0**-40)
 
 
@@ -112,7 +112,7 @@ def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.n
         exact_top = all(bool(np.all(t.values.max(axis=1) == 1)) for t in ha.tables)
         off_max, z_prod = 0.0, 1.0
         for t in ha.tables:
-            vals = np.abs(t.values.astype(np.float64))
+            vals = np.abs(t.values.astype(np.float64, copy=False))
             w_t = vals.shape[1]
             z_i = float(vals.sum(axis=1).max()) * (1 + 2 * w_t * _U64)
             rest = vals.copy()
@@ -139,7 +139,7 @@ def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.n
         total_mag += mag
         total_err += err
     acc = gamma(H + 1, u) * (total_mag + total_err)
-    bias = np.abs(mhsa.b_out.astype(np.float64))
+    bias = np.abs(mhsa.b_out.astype(np.float64, copy=False))
     return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * (1 + 2.0**-40)
 
 
@@ -196,10 +196,15 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     queries = mhsa.query_positions(padded, layer.crop(padded))
     heads = head_axes(layer, padded, queries, dtype, path)
     issues, leaks = structural_issues(layer, heads, dtype, path)
-    x_max = np.abs(xp.reshape(-1, cfg.d_in)).max(axis=0).astype(np.float64) if xp.size else np.zeros(cfg.d_in)
+    x_max = np.abs(xp.reshape(-1, cfg.d_in)).max(axis=0).astype(np.float64, copy=False) if xp.size else np.zeros(cfg.d_in)
     dh = mhsa.d_head
-    amag = [(np.abs(mhsa.w_val[h].astype(np.float64)), np.abs(mhsa.w_out[h * dh:(h + 1) * dh].astype(np.float64)))
-            for h in range(mhsa.n_heads)]
+    amag = []
+    for h, cm in enumerate(mhsa.channel_maps(1, dtype)):
+        if cm.exact:                        # an identity block: |W_val| |W_out| = |M|, one factor
+            amag.append((np.eye(cfg.d_in), np.abs(cm.matrix.astype(np.float64, copy=False))))
+        else:
+            amag.append((np.abs(mhsa.w_val[h].astype(np.float64, copy=False)),
+                         np.abs(mhsa.w_out[h * dh:(h + 1) * dh].astype(np.float64, copy=False))))
     a_h = [(x_max @ wv) @ wo * (1 + 4 * gamma(cfg.d_in + dh, _U64)) for wv, wo in amag]
     n = math.prod(padded)
     if path == "separable":
@@ -237,9 +242,9 @@ def _reference_rounding(layer: ConvAttention, x_max: np.ndarray, dtype: np.dtype
     """``γ_{m_c} (Σ_taps X |W_tap| + |b|) + 2 m_c η`` per output channel, in the reference's type."""
     cfg = layer.config
     u, eta = unit_roundoff(dtype), underflow_unit(dtype)
-    mats = np.abs(kernel_slices(layer.kernel.astype(np.float64), cfg.groups))      # (taps, d_in, d_out)
+    mats = np.abs(kernel_slices(layer.kernel.astype(np.float64, copy=False), cfg.groups))      # (taps, d_in, d_out)
     mag = np.einsum("c,tco->o", x_max, mats) * (1 + 2 * gamma(mats.shape[0] * cfg.d_in, _U64))
     if layer.bias is not None:
-        mag = mag + np.abs(layer.bias.astype(np.float64))
+        mag = mag + np.abs(layer.bias.astype(np.float64, copy=False))
     m = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
     return gamma(m, u) * mag * (1 + 2 * _U64) + 2 * m * eta
