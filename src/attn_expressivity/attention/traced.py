@@ -355,7 +355,9 @@ def _key_sum(s: np.ndarray, v: np.ndarray, ev: np.ndarray, u: float, eta: float,
     num, den = acc[:, :-1], acc[:, -1:]
     mixed = num / den
     e_num, e_den = e_acc[:, :-1], e_acc[:, -1:]
-    # |q − A/B| <= u |a/b| + η + (e_a + |a/b| e_b) / (b − e_b), |a/b| <= (|q| + η) / (1 − u)
-    ratio = (np.abs(mixed).astype(np.float64) + eta) / (1 - u)
-    e_mixed = u * ratio + eta + (e_num + ratio * e_den) / (den.astype(np.float64) - e_den)
+    # |q − A/B| <= u |a/b| + η + (e_a + |a/b| e_b) / (b − e_b), |a/b| <= (|q| + η) / (1 − u);
+    # a division by a computed row sum of exactly 1 is exact (no u |q|, no η)
+    inexact = den != 1
+    ratio = (np.abs(mixed).astype(np.float64) + eta * inexact) / (1 - u * inexact)
+    e_mixed = (u * ratio + eta) * inexact + (e_num + ratio * e_den) / (den.astype(np.float64) - e_den)
     return mixed, e_mixed
