@@ -207,8 +207,12 @@ def test_verify_reports_the_path_and_its_bound(alpha):
     assert reports["auto"].path == "separable" and reports["dense"].path == "dense"
     for r in reports.values():
         assert r.holds and r.max_abs_error <= r.bound
-    # the separable rounding term has D contractions of length L_i instead of one of length n
-    assert reports["separable"].rounding_term < reports["dense"].rounding_term
+    if alpha == 4.0:
+        # spread weights: the separable rounding term has D sums of length L_i where the
+        # dense one has one of length n. (At α = 40 every weight is 0 or 1 on both paths and
+        # the dense path's division by a row sum of exactly 1 is exact, so its bound may be
+        # the smaller one.)
+        assert reports["separable"].rounding_term < reports["dense"].rounding_term
     assert "path=separable" in reports["auto"].summary()
 
 

@@ -86,8 +86,9 @@ class MultiHeadSelfAttention(AttentionWeights):
         (:meth:`chunk_size`), so the score scratch never exceeds it whatever the
         image size. Beyond it the dense path holds ``O(n · (d_in + d_head +
         d_out))`` per image without content terms and ``O(n · n_heads · (d_k +
-        d_head))`` with them; the separable path holds ``O(n · (d_in + d_head +
-        d_out) + Σ_i L_i²)``.
+        d_head))`` with them; the separable path holds the input and the output
+        (its per-axis tables are banded, ``O(m w)``, and its slabs of queries
+        share the budget among the worker threads).
 
     Attributes
     ----------

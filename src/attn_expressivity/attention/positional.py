@@ -59,7 +59,7 @@ def attend_positional(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int
                       dtype: np.dtype) -> np.ndarray:
     """``x`` of shape ``(B, n, d_in)``; returns ``(B, n_queries, d_out)`` (module docstring).
 
-    Heads run on up to :func:`~attn_expressivity.attention.threads.worker_count`
+    Heads run on up to :func:`~attn_expressivity._threads.worker_count`
     threads; each has its own scratch and accumulator within its share of the
     memory budget: a quarter for the head's banded tables (rebuilt per chunk
     when they do not fit), the rest for a chunk's weights and one temporary.

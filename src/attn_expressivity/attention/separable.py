@@ -22,8 +22,8 @@ constant leaves a softmax unchanged).
 
 **Implementation.** Only the requested queries are computed (the cropped,
 strided window of a convolution), and each ``P^(i)`` is a banded table
-(:mod:`~attn_expressivity.attention.axes`): a row has ``w`` non-zero keys (9 at
-``α = 37``), so a contraction costs ``O(m w)`` per column instead of
+(:mod:`~attn_expressivity.attention.axes`): a row has ``w`` non-zero keys (3 at
+``α = 37`` in float64), so a contraction costs ``O(m w)`` per column instead of
 ``O(m L)``. The channel map ``W^(h) = W_val^(h) W_out^(h)`` acts on the last
 axis and the ``P^(i)`` on spatial axes, so they commute; heads that share the
 factor of axis 0 share the first contraction (``K`` of them for ``K^D`` heads),
@@ -33,7 +33,9 @@ groups with equal factors merged after each axis. Axis 0 is contracted first
 because its queries split the work into independent slabs with no halo: a slab
 of axis-0 queries reads the keys its band needs and everything after touches
 only its own rows, so the slabs fit the memory budget and run on separate
-threads (:mod:`~attn_expressivity.attention.threads`). On a large problem the
+threads (:mod:`~attn_expressivity._threads`); the images of a batch run one
+after another through a slab, whose axis-0 tables are built once, so the
+scratch and the per-image time do not grow with the batch. On a large problem the
 channel products are one product per slab: the ``z``'s side by side (inner
 length ``F_0 · d_in``) times every group's maps (``G · d_out`` columns),
 instead of ``F_0 G`` thin ones. A stride along axis 0 leaves that many fewer
@@ -113,8 +115,10 @@ def plan_separable(layer: AttentionWeights, spatial: tuple[int, ...], queries: t
     merged = (work > MERGE_WORK) if merge is None else merge
     merged = merged and all(cm.matrix is not None for cm in maps) and len(first) > 1
     w0 = max(band_width(*key, spatial[0], layer.beta, dtype) for key in first)
-    per_row = item * (batch * rest * (len(first) * layer.d_in * (2 if merged else 1)
-                                      + (len(groups) + 2) * layer.d_out) + len(first) * w0 * 2)
+    # a slab is one image's rows at a time (the images of a batch run in turn through the
+    # same slab, its axis-0 tables built once), so the scratch does not grow with the batch
+    per_row = item * (rest * (len(first) * layer.d_in * (2 if merged else 1)
+                              + (len(groups) + 2) * layer.d_out) + len(first) * w0 * 2)
     workers = max(1, min(worker_count(), m0))
     slab = max(1, min(m0, layer.memory_budget // (workers * per_row)))
     if workers > 1 and m0 // slab < workers:           # at least one slab per worker
@@ -142,26 +146,28 @@ def attend_separable(layer: AttentionWeights, x: np.ndarray, queries: tuple[np.n
     slabs = [range(s, min(m0, s + plan.slab)) for s in range(0, m0, plan.slab)]
 
     def run(rows: range) -> None:
-        out[:, rows.start:rows.stop] = _slab(layer, plan, x, rows)
+        q0 = plan.queries[0][rows.start:rows.stop]
+        tables = {key: axis_table(*key, plan.spatial[0], q0, plan.dtype, plan.beta) for key in plan.first}
+        for b in range(B):                       # one image at a time: its scratch stays in cache
+            out[b, rows.start:rows.stop] = _slab(layer, plan, x[b:b + 1], tables)[0]
 
     map_workers(run, slabs, plan.workers)
     out += layer.b_out.astype(dtype, copy=False)
     return out
 
 
-def _slab(layer: AttentionWeights, plan: SeparablePlan, x: np.ndarray, rows: range) -> np.ndarray:
-    """The output of axis-0 queries ``rows``: shape ``(B, len(rows), *out_shape[1:], d_out)``."""
+def _slab(layer: AttentionWeights, plan: SeparablePlan, x: np.ndarray,
+          tables: dict[Factor, AxisTable]) -> np.ndarray:
+    """The output of the axis-0 queries of ``tables``: shape ``(B, rows, *out_shape[1:], d_out)``."""
     B, D = x.shape[0], len(plan.spatial)
     d_in = layer.d_in
     lanes = math.prod(plan.spatial[1:]) * d_in
     flat = x.reshape(B, plan.spatial[0], lanes)
-    q0 = plan.queries[0][rows.start:rows.stop]
-    ms = len(q0)
+    ms = next(iter(tables.values())).rows
     # stage 1: axis 0 on the input, once per distinct axis-0 factor        (B, ms, L_1.., d_in)
     zs = {}
     for key in plan.first:
-        table = axis_table(*key, plan.spatial[0], q0, plan.dtype, plan.beta)
-        zs[key] = contract(flat, table).reshape((B * ms * lanes // d_in, d_in))
+        zs[key] = contract(flat, tables[key]).reshape((B * ms * lanes // d_in, d_in))
     # stage 2: channel products, one array per group of heads sharing axes 1.. factors
     partial = _channels(layer, plan, zs)
     shape = (B, ms) + plan.spatial[1:] + (layer.d_out,)
