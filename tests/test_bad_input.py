@@ -134,7 +134,7 @@ PY_ROWS = [
     ("verify", "unknown option", "verify(W(3, 3, 2, 3), X(5, 5, 2), alpha=1, stide=2)", "ParameterTypeError", r"unknown convolution option\(s\) \['stide'\]"),
     ("verify", "sizes too large for certify", "verify(W(3, 3, 4, 4), X(40, 40, 4), alpha=1, certify=True)", "CertificationSizeError", r"certify=True is limited to"),
     ("verify", "non-boolean flag", "verify(W(3, 3, 2, 3), X(5, 5, 2), alpha=1, sharp='yes')", "ParameterTypeError", r"`sharp` must be True, False or None, got str"),
-    ("verify", "no rounding bound exists", "verify(W(3, 3, 1, 1).astype(np.float16), X(30, 30, 1).astype(np.float16), alpha=0.01, path='dense')", "ParameterValueError", r"no rounding bound exists for a sum of \d+ non-zero terms in float16"),
+    ("verify", "no rounding bound exists", "verify(W(3, 3, 1, 1).astype(np.float16), X(31, 31, 1).astype(np.float16), alpha=0.01, path='dense')", "ParameterValueError", r"no rounding bound exists for a sum of \d+ non-zero terms in float16"),
     ("random_instance", "groups not dividing channels", "random_instance(in_channels=8, out_channels=16, groups=3)", "ParameterValueError", r"`groups` \(3\) must divide in_channels \(8\) and out_channels \(16\)"),
     ("random_instance", "negative seed", "random_instance(seed=-3)", "ParameterValueError", r"`seed` must be >= 0, got -3"),
     ("random_instance", "non-integer size", "random_instance(kernel_size=2.0)", "ParameterTypeError", r"`kernel_size` must be an integer, got float 2.0"),

@@ -22,6 +22,7 @@ Every tolerance is a rounding bound derived in :func:`rounding_bound`.
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -283,3 +284,15 @@ def test_error_within_bound_at_every_magnitude_dtype_and_path(cfg, data, dtype, 
         return
     assert report.holds, report.summary()
     assert report.max_abs_error <= report.bound and math.isfinite(report.bound)
+
+
+@pytest.mark.parametrize("path", ["separable", "dense"])
+def test_a_float16_slice_split_below_the_normal_range_is_no_failed_construction(path):
+    """Found by the property above: a rank-1 float16 slice of entries near 1e-6 is split
+    with d_head = 1; storing the factors rounds them to subnormal numbers, whose spacing
+    (not the unit roundoff) sets the residual the split may leave."""
+    from attn_expressivity import verify
+
+    w = (np.array([[[0.0, 0.0], [1.0, 0.5]]]) * 1e-6).astype(np.float16)
+    report = verify(w, np.zeros((1, 2), np.float16), alpha=0.0, padding="valid", path=path)
+    assert report.holds and not report.head_issues, report.summary()

@@ -10,7 +10,11 @@ same for a layer you built or edited yourself. Two ways to bound, one verdict:
   :data:`SHARP_WORK`): the layer runs its path with a running error bound
   (:mod:`attn_expressivity.attention.traced`), the leak and factorisation
   terms are contracted element by element and the reference is the
-  compensated convolution (:mod:`attn_expressivity.bounds.elementwise`);
+  compensated convolution (:mod:`attn_expressivity.bounds.elementwise`). The
+  output compared is the traced path's own, an evaluation of the same layer
+  with a known order of operations; its bound follows the rounding errors that
+  occurred, so it does not bound the output of ``layer(x)`` (BLAS, another
+  order), which the per-channel bound does;
 * **per output channel** (large instances): the fast path and the plain
   reference, bounded from per-channel maxima (:func:`attn_expressivity.bounds.error.error_bound`),
   at the cost of a few maxima.
@@ -274,9 +278,9 @@ class VerifyReport:
 def sharp_work(layer: ConvAttention, x: np.ndarray, path: str) -> int:
     """Work of the element-by-element check, in units that take about 10 ns each here (:data:`SHARP_WORK`).
 
-    The traced separable path runs its products one array operation per term
-    (about six units per multiply-add); the traced dense path forms every
-    query-key weight a few times.
+    The traced separable path runs its products one array operation per term,
+    with their exact errors (about eight units per multiply-add); the traced
+    dense path forms every query-key weight a few times.
 
     Examples
     --------
@@ -293,11 +297,12 @@ def sharp_work(layer: ConvAttention, x: np.ndarray, path: str) -> int:
     n = math.prod(padded)
     n_q = math.prod(cfg.output_shape(spatial))
     channels = cfg.d_in + m.d_head + cfg.d_out
-    # the traced products form every z_i M_io (an array of rows x d_in x d_out per head)
+    # the traced products form every z_i M_io (an array of rows x d_in x d_out per head) and
+    # its exact error (Dekker's TwoProduct, a dozen array operations), then sum both pairwise
     products = min(cfg.d_in * cfg.d_out, m.d_head * (cfg.d_in + cfg.d_out))
     if path == "separable":
-        return batch * n * m.n_heads * (4 * products + 6 * channels * (2 * nd + 2))
-    return batch * m.n_heads * (4 * n * n_q + 4 * n * products + 6 * n * channels)
+        return batch * n * m.n_heads * (8 * products + 6 * channels * (2 * nd + 2))
+    return batch * m.n_heads * (4 * n * n_q + 8 * n * products + 6 * n * channels)
 
 
 def check_layer(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",

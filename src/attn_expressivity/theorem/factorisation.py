@@ -209,8 +209,12 @@ def _allowance(s1: float, d_in: int, d_out: int, dh: int, eps: float, dtype: np.
                rank_tol: float | None) -> float:
     """Largest ``|W_Δ − W_val W_out|`` entry an SVD split may leave (see :func:`factorisation_allowance`)."""
     dropped = s1 * max(d_in, d_out) * eps if rank_tol is None else float(rank_tol)
-    u_w = float(np.finfo(dtype).eps) / 2
-    return dropped + 8 * (d_in + d_out + dh) * eps * s1 + 3 * u_w * s1
+    info = np.finfo(dtype)
+    u_w, eta_w = float(info.eps) / 2, float(info.smallest_subnormal)
+    # storing an entry errs by u_w of it or, below the normal range, by half a subnormal:
+    # Σ_k (|δv| |w_out| + |w_val| |δo| + |δv| |δo|) with entries of W_val at most σ_1 and of
+    # W_out at most 1 gives 3 u_w σ_1 + d_head η_w (1 + σ_1 + η_w) at most
+    return dropped + 8 * (d_in + d_out + dh) * eps * s1 + 3 * u_w * s1 + dh * eta_w * (1 + s1 + eta_w)
 
 
 def factorisation_allowance(mat: np.ndarray, w_val: np.ndarray, w_out: np.ndarray,
@@ -227,7 +231,9 @@ def factorisation_allowance(mat: np.ndarray, w_val: np.ndarray, w_out: np.ndarra
     ``8 (d_in + d_out + d_head) · eps · σ_1`` (LAPACK's SVD is backward stable with
     a modest size-dependent constant; this allowance is a tolerance, not a
     theorem), and the rounding of the blocks to their own type, ``3 u σ_1``
-    (each entry of ``|U_r S_r| |V_r^T|`` is at most ``σ_1``). A residual above it
+    (each entry of ``|U_r S_r| |V_r^T|`` is at most ``σ_1``) plus
+    ``d_head η (1 + σ_1 + η)`` for entries stored below the normal range (``η``
+    the type's smallest subnormal number). A residual above it
     means the value/output blocks do not express ``W_Δ``: the rounding level of
     the factorisation cannot explain it.
 
