@@ -151,13 +151,16 @@ def sensitivity(checks) -> list[dict]:
         ctx = {"w": w, "b": b, "alpha": alpha, "scale": scale, "i": i, "j": j}
         found = {kind: _smallest(lambda e, k=kind, c=ctx, r=run, xx=x, p=path: not r(_planted(k, e, c), xx, p))
                  for kind in ("bias", "value", "centre")}
+        eb = found["bias"]
+        stored = (abs(float(_planted("bias", eb, ctx).mhsa.b_out[0] - base.mhsa.b_out[0])) / scale
+                  if eb is not None else None)       # the offset b_out can hold: a multiple of its ulp
         ev = found["value"]
         dv = (float(np.abs(_planted("value", ev, ctx)(x) - base(x)).max()) / scale
               if ev is not None else None)
         out.append({"check": check_name, "path": path, "instance": f"3x3, {chans[0]}->{chans[1]}, {size}x{size}",
-                    "floor": floor, "bias": found["bias"], "value": ev, "value_output": dv,
+                    "floor": floor, "bias": found["bias"], "bias_stored": stored, "value": ev, "value_output": dv,
                     "centre": found["centre"],
-                    "bias_over_floor": (found["bias"] / floor) if found["bias"] and floor else None})
+                    "bias_over_floor": (stored / floor) if stored and floor else None})
         print(f"  {check_name} {path}: {found}, floor {floor:.2e}", file=sys.stderr)
     return out
 
@@ -207,16 +210,21 @@ def render(tight, sens, seconds, command) -> str:
             worst[r["dtype"]] = max(worst.get(r["dtype"], 0.0), r["ratio"])
     lines += ["", "Worst ratio per dtype: " + ", ".join(f"{k} {v:.1f}" for k, v in worst.items()) + ".", "",
               "## Sensitivity: the smallest planted error each check catches", "",
-              "Fractions of the output scale `max |conv(x)|`; `w_val entry` is the relative change "
+              "Fractions of the output scale `max |conv(x)|`. `bias offset` is the offset asked for and, "
+              "in brackets, the offset `b_out[0]` holds after rounding (a whole number of its units in "
+              "the last place; the smallest search value is 1e-18); `w_val entry` is the relative change "
               "`ε` of the entry and, in brackets, the output error it causes; `centre` is the "
               "displacement in pixels of head 1's centre (shift (−1, −1)) along axis 0. `floor` is the observed "
-              "error of the unperturbed layer.", "",
-              "| check | path | instance | floor | bias offset | bias / floor | w_val entry (output) | centre [px] |",
+              "error of the unperturbed layer. The searches bisect in log scale and report the smallest "
+              "size found to fail the check.", "",
+              "| check | path | instance | floor | bias offset (stored) | stored / floor | w_val entry (output) "
+              "| centre [px] |",
               "|---|---|---|---|---|---|---|---|"]
     for r in sens:
-        ratio = f"{r['bias_over_floor']:.1f}" if r["bias_over_floor"] else "n/a"
-        lines.append(f"| {r['check']} | {r['path']} | {r['instance']} | {fmt(r['floor'])} | {fmt(r['bias'])} | "
-                     f"{ratio} | {fmt(r['value'])} ({fmt(r['value_output'])}) | {fmt(r['centre'])} |")
+        ratio = f"{r['bias_over_floor']:.2f}" if r["bias_over_floor"] else "n/a"
+        lines.append(f"| {r['check']} | {r['path']} | {r['instance']} | {fmt(r['floor'])} | {fmt(r['bias'])} "
+                     f"({fmt(r['bias_stored'])}) | {ratio} | {fmt(r['value'])} ({fmt(r['value_output'])}) | "
+                     f"{fmt(r['centre'])} |")
     return "\n".join(lines) + "\n"
 
 
