@@ -129,11 +129,11 @@ def residual_bounds(layer: Any, dtype: np.dtype) -> tuple[list[np.ndarray], list
     cfg = layer.config
     mats = kernel_slices(layer.kernel.astype(np.float64, copy=False), cfg.groups)[layer.kernel_indices]
     uppers, excess = [], []
-    for h, ((w_val, w_out), (_mag, exact)) in enumerate(zip(_factors(layer), channel_abs(layer, dtype))):
-        if exact is not None:
-            diff = exact - mats[h]
+    for h, ((w_val, w_out), cm) in enumerate(zip(_factors(layer), layer.mhsa.channel_maps(1, dtype))):
+        if cm.exact:
+            diff = cm.matrix.astype(np.float64, copy=False) - mats[h]
             if not diff.any():                           # the exact split: nothing to carry
-                uppers.append(np.zeros_like(diff))
+                uppers.append(np.broadcast_to(0.0, diff.shape))
                 continue
             diff = np.abs(diff)
             upper, lower = diff * (1 + _U64), diff * (1 - _U64)
