@@ -62,12 +62,15 @@ def test_fast_paths_equal_the_general_dense_path_on_query_subsets(cfg, data, alp
 
 @pytest.mark.parametrize("merge", [True, False])
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_merged_and_thin_products_and_workers_agree(merge, workers, monkeypatch):
+@pytest.mark.parametrize("kernel, image, stride", [((3, 4), (13, 11), (2, 1)), ((2, 3, 2), (6, 5, 4), (1, 2, 1))])
+def test_merged_and_thin_products_and_workers_agree(merge, workers, kernel, image, stride, monkeypatch):
+    """Several slabs, images and workers; in 3-D the groups merge after axes 1 and 2, added
+    in place into their merged array."""
     monkeypatch.setenv("ATTN_EXPRESSIVITY_THREADS", workers)
     rng = np.random.default_rng(3)
-    w = rng.standard_normal((3, 4, 5, 6))
-    layer = conv_to_mhsa(w, alpha=2.5, stride=(2, 1), padding=1)
-    x = layer.pad(rng.standard_normal((2, 13, 11, 5)))
+    w = rng.standard_normal(kernel + (5, 6))
+    layer = conv_to_mhsa(w, alpha=2.5, stride=stride, padding=1)
+    x = layer.pad(rng.standard_normal((2,) + image + (5,)))
     m = layer.mhsa
     queries = m.query_positions(x.shape[1:-1], layer.crop(x.shape[1:-1]))
     plan = plan_separable(m, x.shape[1:-1], queries, np.dtype(np.float64), 2, merge=merge)

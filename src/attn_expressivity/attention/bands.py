@@ -33,11 +33,14 @@ def block_rows(width: int, step: float) -> int:
     return int(max(4, min(64, round(1.25 * width / max(step, 1.0)))))
 
 
-def contract(arr: np.ndarray, table: AxisTable, out: np.ndarray | None = None) -> np.ndarray:
+def contract(arr: np.ndarray, table: AxisTable, out: np.ndarray | None = None, *,
+             add: bool = False) -> np.ndarray:
     """``Σ_k T[i, k] arr[p, k, c]`` for ``arr`` of shape ``(pre, L, post)``; returns ``(pre, m, post)``.
 
     ``m`` is the number of rows of ``table`` (its queries). ``out``, when given,
-    receives the result (shape ``(pre, m, post)``, any strides).
+    receives the result: shape ``(pre, m, post)`` or ``(pre, m, *rest)`` with
+    ``prod(rest) = post``, any strides (a column block of a wider array); with
+    ``add`` the result is added to it.
 
     Examples
     --------
@@ -51,16 +54,19 @@ def contract(arr: np.ndarray, table: AxisTable, out: np.ndarray | None = None) -
     m = table.rows
     if out is None:
         out = np.empty((pre, m, post), dtype=np.result_type(arr, table.values))
+        add = False
     if table.shared:                      # every row the same: one product, broadcast
         start, row = table.row(0)
-        out[...] = np.matmul(row, arr[:, start:start + row.size, :])[:, None, :]
+        res = np.matmul(row, arr[:, start:start + row.size, :])[:, None, :]
+        _store(out, slice(None), np.broadcast_to(res, (pre, m, post)), add)
         return out
     w = table.width
     start = table.start
     if pre * post <= 32 and w <= 64:      # narrow columns: w gathers beat many tiny products
-        out[...] = 0
+        acc = np.zeros((pre, m, post), dtype=out.dtype)
         for j in range(w):
-            out += table.values[:, j][None, :, None] * arr[:, start + j, :]
+            acc += table.values[:, j][None, :, None] * arr[:, start + j, :]
+        _store(out, slice(None), acc, add)
         return out
     step = (float(start[-1] - start[0]) / (m - 1)) if m > 1 else 1.0
     nb = block_rows(w, step)
@@ -72,7 +78,18 @@ def contract(arr: np.ndarray, table: AxisTable, out: np.ndarray | None = None) -
         cols = (start[b0:b1] - lo)[:, None] + np.arange(w)[None, :]
         block[np.arange(b1 - b0)[:, None], cols] = table.values[b0:b1]
         if pre == 1:
-            out[0, b0:b1] = block @ arr[0, lo:hi]
+            res = (block @ arr[0, lo:hi])[None]
         else:
-            out[:, b0:b1] = np.matmul(block, arr[:, lo:hi])
+            res = np.matmul(block, arr[:, lo:hi])
+        _store(out, slice(b0, b1), res, add)
     return out
+
+
+def _store(out: np.ndarray, rows: slice, res: np.ndarray, add: bool) -> None:
+    """``out[:, rows] = res`` (or ``+=``), ``res`` of shape ``(pre, b, post)`` reshaped to the target's."""
+    target = out[:, rows]
+    res = res.reshape(target.shape)
+    if add:
+        target += res
+    else:
+        target[...] = res

@@ -165,9 +165,14 @@ def _slab(layer: AttentionWeights, plan: SeparablePlan, x: np.ndarray,
     flat = x.reshape(B, plan.spatial[0], lanes)
     ms = next(iter(tables.values())).rows
     # stage 1: axis 0 on the input, once per distinct axis-0 factor        (B, ms, L_1.., d_in)
-    zs = {}
-    for key in plan.first:
-        zs[key] = contract(flat, tables[key]).reshape((B * ms * lanes // d_in, d_in))
+    rows = B * ms * lanes // d_in
+    if plan.merged:            # written side by side, as the one channel product reads them
+        stacked = np.empty((B, ms, lanes // d_in, len(plan.first), d_in), dtype=plan.dtype)
+        for j, key in enumerate(plan.first):
+            contract(flat, tables[key], out=stacked[:, :, :, j, :])
+        zs = {None: stacked.reshape(rows, len(plan.first) * d_in)}
+    else:
+        zs = {key: contract(flat, tables[key]).reshape((rows, d_in)) for key in plan.first}
     # stage 2: channel products, one array per group of heads sharing axes 1.. factors
     partial = _channels(layer, plan, zs)
     shape = (B, ms) + plan.spatial[1:] + (layer.d_out,)
@@ -179,25 +184,28 @@ def _slab(layer: AttentionWeights, plan: SeparablePlan, x: np.ndarray,
             table = plan.tables[(i, key[0])]
             pre = math.prod(arr.shape[:i + 1])
             post = math.prod(arr.shape[i + 2:])
-            y = contract(arr.reshape(pre, arr.shape[i + 1], post), table)
-            y = y.reshape(arr.shape[:i + 1] + (table.rows,) + arr.shape[i + 2:])
+            src = arr.reshape(pre, arr.shape[i + 1], post)
             rest = key[1:]
-            if rest in merged:
-                merged[rest] += y
+            if rest in merged:                   # accumulated in place, no temporary
+                contract(src, table, out=merged[rest].reshape(pre, table.rows, post), add=True)
             else:
-                merged[rest] = y
+                y = contract(src, table)
+                merged[rest] = y.reshape(arr.shape[:i + 1] + (table.rows,) + arr.shape[i + 2:])
         partial = merged
     return partial[()]
 
 
 def _channels(layer: AttentionWeights, plan: SeparablePlan,
-              zs: dict[Factor, np.ndarray]) -> dict[tuple[Factor, ...], np.ndarray]:
-    """``y_g = Σ_{h ∈ g} z_{f_0(h)} W^(h)`` for every group ``g``; each ``(rows, d_out)``."""
+              zs: dict) -> dict[tuple[Factor, ...], np.ndarray]:
+    """``y_g = Σ_{h ∈ g} z_{f_0(h)} W^(h)`` for every group ``g``; each ``(rows, d_out)``.
+
+    Merged, ``zs[None]`` holds the ``z``'s side by side, ``(rows, F_0 d_in)``.
+    """
     out: dict[tuple[Factor, ...], np.ndarray] = {}
     if plan.merged:
         # one product for every group: (rows, F_0 d_in) @ (F_0 d_in, G d_out); each group's
         # columns are a strided view, which the contractions read in place
-        stacked = np.concatenate([zs[k] for k in plan.first], axis=1)
+        stacked = zs[None]
         y = (stacked @ plan.big).reshape(stacked.shape[0], len(plan.order), layer.d_out)
         return {g: y[:, j, :] for j, g in enumerate(plan.order)}
     for g, heads in plan.groups.items():
