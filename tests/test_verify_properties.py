@@ -296,3 +296,21 @@ def test_a_float16_slice_split_below_the_normal_range_is_no_failed_construction(
     w = (np.array([[[0.0, 0.0], [1.0, 0.5]]]) * 1e-6).astype(np.float16)
     report = verify(w, np.zeros((1, 2), np.float16), alpha=0.0, padding="valid", path=path)
     assert report.holds and not report.head_issues, report.summary()
+
+
+@pytest.mark.parametrize("sharp", [True, False])
+def test_a_planted_bias_offset_is_counted_at_every_element_it_moves(sharp):
+    """Both bounds report how many elements exceed and by how much: an offset of 1e-6 on
+    output channel 0 moves every element of that channel and no other."""
+    from attn_expressivity import conv_to_mhsa
+    from attn_expressivity.convolution.instances import random_instance
+    from attn_expressivity.verify import check_layer
+
+    w, x, b = random_instance(kernel_size=3, in_channels=2, out_channels=3, image_size=6)
+    layer = conv_to_mhsa(w, b, alpha=40.0)
+    assert check_layer(layer, x, sharp=sharp).n_exceeding == 0
+    layer.mhsa.b_out[0] += 1e-6
+    report = check_layer(layer, x, sharp=sharp)
+    assert not report.holds and report.n_exceeding == 36
+    # the largest ratio over the elements is at least the largest error over the largest bound
+    assert report.worst_ratio >= report.max_abs_error / report.bound > 1e6
