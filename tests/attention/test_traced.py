@@ -27,16 +27,21 @@ def _values(rng, dtype, n):
     return out[np.isfinite(out)]
 
 
+def _pair(seed, dtype, n=3000):
+    """Two arrays of :func:`_values` of equal length, and the generator."""
+    rng = np.random.default_rng(seed)
+    a, b = _values(rng, dtype, n), _values(rng, dtype, n)
+    k = min(len(a), len(b))
+    return a[:k], b[:k], rng
+
+
 def _exact(a) -> list[Fraction]:
     return [Fraction(float(v)) for v in np.ravel(a)]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 def test_add_error_is_the_exact_error_of_a_sum(dtype):
-    rng = np.random.default_rng(1)
-    a, b = _values(rng, dtype, 3000), _values(rng, dtype, 3000)
-    k = min(len(a), len(b))
-    a, b = a[:k], b[:k]
+    a, b, rng = _pair(1, dtype)
     b[:200] = -a[:200] * np.asarray(rng.uniform(0.5, 2.0, 200), dtype=dtype)   # near cancellation
     with np.errstate(over="ignore"):
         s = a + b
@@ -50,10 +55,8 @@ def test_add_error_is_the_exact_error_of_a_sum(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 def test_mul_error_is_exact_or_a_bound(dtype):
-    rng = np.random.default_rng(2)
-    a, b = _values(rng, dtype, 3000), _values(rng, dtype, 3000)
-    k = min(len(a), len(b))
-    a, b = a[:k], b[:k]
+    a, b, rng = _pair(2, dtype)
+    k = len(a)
     b[:100] = np.asarray(2.0 ** rng.integers(-5, 5, 100), dtype=dtype)       # powers of two
     with np.errstate(over="ignore", under="ignore"):
         p = a * b
@@ -80,11 +83,8 @@ def test_mul_error_is_exact_or_a_bound(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 def test_div_error_bounds_the_error_of_a_quotient(dtype):
-    rng = np.random.default_rng(3)
-    a = _values(rng, dtype, 3000)
-    b = np.abs(_values(rng, dtype, 3000))
-    k = min(len(a), len(b))
-    a, b = a[:k], b[:k]
+    a, b, _ = _pair(3, dtype)
+    b = np.abs(b)
     b[b == 0] = 1
     b[:100] = 1                            # a row sum of exactly 1: exact
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
