@@ -1,0 +1,183 @@
+"""A-priori bounds of single layers in torch: the separable route against its convolution, and a convolution's rounding.
+
+All bound arithmetic runs in float64 on the magnitudes of the layer's input,
+with every computed sum of non-negative terms raised by its own float64
+rounding (:func:`raise_sum`), so a bound is never below its exact value.
+
+**The separable route** (:class:`~attn_expressivity.interop.torch_separable.SeparableConvAttention`),
+for an input ``x`` in a dtype with unit roundoff ``u``: every output element is
+within ``2 L̃ S_o + γ_m (S^abs_o + |b_o|) + η_m`` of the *exact* convolution of
+``x`` (output channel ``o``), where
+
+* ``L̃ = (1 + 4u₆₄) · leak_bound(α(1 − 2u₆₄), D')``, ``D'`` the number of axes
+  whose band has more than one key (``L̃ = 0`` when none has). The module's
+  weights relative to the target, ``ĝ_z = fl(exp(fl(−α z²)))`` in float64, obey
+  ``ĝ_0 = 1`` and ``ĝ_z <= (1 + 4u₆₄) e^{−α(1−u₆₄) z²}``; the softmax ``p̃`` of
+  these ``ĝ`` over any window that contains the target therefore leaves the
+  target with mass at most ``X/(1+X)`` per axis, ``X <= (1 + 4u₆₄) T``,
+  ``T = θ₃(e^{−α(1−u₆₄)}) − 1``, and over ``D'`` axes at most
+  ``1 − (1 + (1+4u₆₄)T)^{−D'} <= (1+4u₆₄)(1 − (1+T)^{−D'})`` (the function
+  ``1 − (1+t)^{−D}`` is concave and vanishes at 0). The head's output moves from
+  its target's value by at most that mass times ``2 max_k |y_k|``, ``y_k = x_k W_{Δ_h}``;
+  summed over heads: ``2 L̃ S_o``, ``S_o = Σ_h max_k |(x_k W_{Δ_h})_o|`` over the
+  keys ``k`` of the padded image.
+* ``γ_m = m u/(1 − m u)`` with ``m = Σ_i (w_i + 8) + n_heads · d_in/groups + 2``
+  over the axes with a band (``w_i = 2r_i + 1`` keys): along an axis the module
+  stores the weights ``fl(ĝ_z/Z)`` and, on windows cut by the border,
+  ``fl(Z/Z(t))`` (float64 quotients rounded once to the dtype: within ``γ_5`` of
+  ``p̃`` together with the normalisation, one more for the weights it leaves out
+  below the dtype's ``tiny``), adds ``w_i`` products and scales once
+  (``w_i + 1``); the value maps are one inner product of length
+  ``n_heads · d_in/groups`` per output, and the bias one addition. In the
+  standard model each product of the chain ``W · p̃ ⋯ p̃ · x`` therefore carries a
+  relative error within ``γ_m``, and their absolute values sum to at most
+  ``S^abs_o = Σ_h max_k (|x_k| |W_{Δ_h}|)_o`` (each ``p̃`` is a probability vector).
+* ``η_m = 4 m N (1 + ‖W‖) η``: products that underflow carry an absolute error of
+  at most ``η`` (half the smallest subnormal) each; ``N`` counts the products.
+
+**A convolution's rounding** (the original network's, PyTorch's ``ConvNd`` on
+the CPU: a sum of products per output, direct or through ``im2col`` and a
+matrix product; on CUDA the caller disables cuDNN, whose FFT and Winograd
+algorithms this model does not cover): every output is within
+``γ_{m_c} (conv(|x|, |W|) + |b|)`` of the exact value, ``m_c = prod(K) · d_in/groups + 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from ..bounds.leak import leak_bound
+from ..bounds.rounding import gamma
+
+__all__ = ["U64", "conv_magnitude", "conv_rounding_bound", "raise_sum", "separable_error_bound",
+           "unit_roundoff_of"]
+
+#: Unit roundoff of float64, in which every bound is computed.
+U64 = 2.0**-53
+
+
+def unit_roundoff_of(dtype: Any) -> float:
+    """``u = eps/2`` of a floating torch dtype (``2^-24`` for float32)."""
+    return float(torch.finfo(dtype).eps) / 2.0
+
+
+def raise_sum(value: Any, terms: int) -> Any:
+    """A float64 sum of ``terms`` non-negative numbers raised above its exact value.
+
+    A sum of ``n`` non-negative floats computed in any order is within
+    ``γ_{n−1}`` of the exact sum, relative (Higham, §3.1), so
+    ``computed / (1 − γ_n)`` is above it.
+    """
+    return value / (1.0 - gamma(max(terms, 1) + 1, U64))
+
+
+def conv_magnitude(x: Any, weight: Any, bias: Any, *, stride, padding, dilation, groups,
+                   padding_mode: str) -> Any:
+    """``conv(|x|, |W|) + |b|`` in float64, raised above its exact value; the output's shape."""
+    nd = weight.dim() - 2
+    fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+    ax, aw = x.detach().to(torch.float64).abs(), weight.detach().to(torch.float64).abs()
+    if isinstance(padding, str):
+        pad_width = _same_or_valid(padding, weight.shape[2:], dilation)
+    else:
+        pad_width = [(p, p) for p in padding]
+    if any(lo or hi for lo, hi in pad_width):
+        mode = {"zeros": "constant"}.get(padding_mode, padding_mode)
+        ax = F.pad(ax, [p for lo_hi in reversed(pad_width) for p in lo_hi], mode=mode)
+    out = fn(ax, aw, None, stride=stride, padding=0, dilation=dilation, groups=groups)
+    if bias is not None:
+        out = out + bias.detach().to(torch.float64).abs().reshape((-1,) + (1,) * nd)
+    return raise_sum(out, math.prod(weight.shape[1:]) + 1)
+
+
+def _same_or_valid(padding: str, kernel_size, dilation) -> list[tuple[int, int]]:
+    if padding == "valid":
+        return [(0, 0)] * len(kernel_size)
+    totals = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
+    return [(t // 2, t - t // 2) for t in totals]
+
+
+def conv_rounding_bound(module: Any, x: Any) -> Any:
+    """Elementwise bound on ``|fl(conv(x)) − conv(x)|`` for a ``torch.nn.ConvNd`` run in ``x``'s dtype.
+
+    Returns a float64 tensor of the output's shape: ``γ_{m_c} (conv(|x|, |W|) + |b|)``
+    (module docstring).
+    """
+    m_c = math.prod(module.weight.shape[1:]) + 1
+    mag = conv_magnitude(x, module.weight, module.bias, stride=module.stride,
+                         padding=module.padding, dilation=module.dilation, groups=module.groups,
+                         padding_mode=module.padding_mode)
+    return mag * gamma(m_c, unit_roundoff_of(x.dtype)) * (1 + 4 * U64)
+
+
+def _head_scales(module: Any, x: Any) -> tuple[Any, Any]:
+    """``S_o`` and ``S^abs_o`` (module docstring), float64, raised; each of shape ``(d_out,)``."""
+    from .torch_separable import _pad_channels_last
+
+    cfg = module.config
+    mode = {"zeros": "constant"}.get(cfg.padding_mode, cfg.padding_mode)
+    xp = _pad_channels_last(x.detach().to(torch.float64), cfg.pad_width, mode)
+    g, cig, cog = cfg.groups, cfg.d_in // cfg.groups, cfg.d_out // cfg.groups
+    tokens = xp.reshape(-1, g, cig)                                          # (T, g, cig)
+    w = module.weight.detach().to(torch.float64).reshape(g, cog, cig, -1)    # (g, cog, cig, H)
+    scale = torch.zeros(cfg.d_out, dtype=torch.float64)
+    scale_abs = torch.zeros(cfg.d_out, dtype=torch.float64)
+    for h in range(w.shape[-1]):
+        wh = w[..., h].transpose(1, 2)                                       # (g, cig, cog)
+        y = torch.einsum("tgc,gco->tgo", tokens, wh).reshape(-1, cfg.d_out)
+        y_abs = torch.einsum("tgc,gco->tgo", tokens.abs(), wh.abs()).reshape(-1, cfg.d_out)
+        scale += y.abs().amax(dim=0)
+        scale_abs += y_abs.amax(dim=0)
+    # |fl(y) − y| <= γ_{cig}·y_abs for each entry, then the sums over heads
+    heads = w.shape[-1]
+    scale = raise_sum(scale + gamma(cig + 1, U64) * raise_sum(scale_abs, cig), heads)
+    return scale, raise_sum(scale_abs, cig * heads)
+
+
+def separable_error_bound(module: Any, x: Any) -> dict[str, Any]:
+    """A-priori bound on ``|module(x) − conv(x)|`` per output channel (module docstring).
+
+    Parameters
+    ----------
+    module : SeparableConvAttention
+    x : Tensor, shape ``(N, d_in, *spatial)``
+        The input the module runs on, in the module's dtype.
+
+    Returns
+    -------
+    dict
+        ``bound`` (float64 tensor of shape ``(d_out,)``, to be broadcast over
+        the output's other axes), ``leak_term``, ``rounding_term`` (same shape),
+        ``underflow`` (float), ``leak`` (``L̃``), ``m``, ``radius`` (per axis),
+        ``scale`` and ``scale_abs`` (``S_o``, ``S^abs_o``).
+    """
+    from .torch_separable import band_radius
+
+    cfg = module.config
+    u = unit_roundoff_of(x.dtype)
+    padded = [s + lo + hi for s, (lo, hi) in zip(x.shape[2:], cfg.pad_width)]
+    radius = [band_radius(module.alpha, x.dtype, module.band, n) for n in padded]
+    banded = [r for r in radius if r > 0]
+    if not banded or math.isinf(module.alpha):
+        leak = 0.0
+    else:
+        a_eff = math.nextafter(module.alpha * (1.0 - 2.0 * U64), 0.0)
+        leak = min(1.0, (1.0 + 4.0 * U64) * leak_bound(a_eff, len(banded)) * (1 + 2 * U64))
+    n_heads, cig = math.prod(cfg.kernel_size), cfg.d_in // cfg.groups
+    m = sum(2 * r + 1 + 8 for r in banded) + n_heads * cig + 2
+    scale, scale_abs = _head_scales(module, x)
+    bias = (torch.zeros(cfg.d_out, dtype=torch.float64) if module.bias is None
+            else module.bias.detach().to(torch.float64).abs())
+    leak_term = 2.0 * leak * scale * (1 + 2 * U64)
+    rounding_term = gamma(m, u) * (scale_abs + bias) * (1 + 4 * U64)
+    products = math.prod(2 * r + 1 for r in banded) * n_heads * cig + 1
+    eta = float(torch.finfo(x.dtype).tiny) * u                       # half the smallest subnormal
+    w_rows = float(module.weight.detach().to(torch.float64).abs().reshape(cfg.d_out, -1).sum(1).max())
+    underflow = 4.0 * m * products * (1.0 + raise_sum(w_rows, n_heads * cig)) * eta
+    return {"bound": (leak_term + rounding_term + underflow) * (1 + 4 * U64),
+            "leak_term": leak_term, "rounding_term": rounding_term, "underflow": underflow,
+            "leak": leak, "m": m, "radius": radius, "scale": scale, "scale_abs": scale_abs}
