@@ -21,13 +21,14 @@ within ``2 L̃ S_o + γ_m (S^abs_o + |b_o|) + η_m`` of the *exact* convolution 
   its target's value by at most that mass times ``2 max_k |y_k|``, ``y_k = x_k W_{Δ_h}``;
   summed over heads: ``2 L̃ S_o``, ``S_o = Σ_h max_k |(x_k W_{Δ_h})_o|`` over the
   keys ``k`` of the padded image.
-* ``γ_m = m u/(1 − m u)`` with ``m = Σ_i (w_i + 8) + n_heads · d_in/groups + 2``
+* ``γ_m = m u/(1 − m u)`` with ``m = Σ_i (3 w_i + 8) + n_heads · d_in/groups + 2``
   over the axes with a band (``w_i = 2r_i + 1`` keys): along an axis the module
   stores the weights ``fl(ĝ_z/Z)`` and, on windows cut by the border,
-  ``fl(Z/Z(t))`` (float64 quotients rounded once to the dtype: within ``γ_5`` of
-  ``p̃`` together with the normalisation, one more for the weights it leaves out
-  below the dtype's ``tiny``), adds ``w_i`` products and scales once
-  (``w_i + 1``); the value maps are one inner product of length
+  ``fl(Z/Z(t))`` (``Z`` and ``Z(t)`` float64 sums of at most ``w_i`` terms, each
+  within ``γ_{w_i}`` of its exact value; two float64 quotients, each rounded once
+  more to the dtype: within ``γ_{2 w_i + 6}`` of ``p̃`` in all, one more for the
+  weights below the dtype's ``tiny`` it leaves out), adds ``w_i`` products and
+  scales once (``w_i + 1``); the value maps are one inner product of length
   ``n_heads · d_in/groups`` per output, and the bias one addition. In the
   standard model each product of the chain ``W · p̃ ⋯ p̃ · x`` therefore carries a
   relative error within ``γ_m``, and their absolute values sum to at most
@@ -168,7 +169,7 @@ def separable_error_bound(module: Any, x: Any) -> dict[str, Any]:
         a_eff = math.nextafter(module.alpha * (1.0 - 2.0 * U64), 0.0)
         leak = min(1.0, (1.0 + 4.0 * U64) * leak_bound(a_eff, len(banded)) * (1 + 2 * U64))
     n_heads, cig = math.prod(cfg.kernel_size), cfg.d_in // cfg.groups
-    m = sum(2 * r + 1 + 8 for r in banded) + n_heads * cig + 2
+    m = sum(3 * (2 * r + 1) + 8 for r in banded) + n_heads * cig + 2
     scale, scale_abs = _head_scales(module, x)
     bias = (torch.zeros(cfg.d_out, dtype=torch.float64) if module.bias is None
             else module.bias.detach().to(torch.float64).abs())
@@ -181,3 +182,77 @@ def separable_error_bound(module: Any, x: Any) -> dict[str, Any]:
     return {"bound": (leak_term + rounding_term + underflow) * (1 + 4 * U64),
             "leak_term": leak_term, "rounding_term": rounding_term, "underflow": underflow,
             "leak": leak, "m": m, "radius": radius, "scale": scale, "scale_abs": scale_abs}
+
+
+def _route_constants(module: Any, x: Any) -> dict[str, Any]:
+    """``L̃``, ``X`` (the off-target weight sum per axis), the radii and the chain lengths, for ``x``."""
+    from .torch_separable import band_radius
+
+    cfg = module.config
+    padded = [s + lo + hi for s, (lo, hi) in zip(x.shape[2:], cfg.pad_width)]
+    radius = [band_radius(module.alpha, x.dtype, module.band, n) for n in padded]
+    banded = [r for r in radius if r > 0]
+    if not banded or math.isinf(module.alpha):
+        return {"leak": 0.0, "spill": 0.0, "radius": radius, "banded": banded}
+    a_eff = math.nextafter(module.alpha * (1.0 - 2.0 * U64), 0.0)
+    leak = min(1.0, (1.0 + 4.0 * U64) * leak_bound(a_eff, len(banded)) * (1 + 2 * U64))
+    # X = Σ_{z≠0} ĝ_z <= (1 + 4u) (θ₃(e^{−a}) − 1) = (1 + 4u)((1 − L₁)^{−1} − 1), L₁ the 1-D leak
+    one = min(leak_bound(a_eff, 1) * (1 + 2 * U64), 1.0 - 1e-300)
+    x_sum = (1.0 + 4.0 * U64) * (one / (1.0 - one)) * (1 + 4 * U64)
+    spill = ((1.0 + x_sum) ** len(banded) - 1.0) * (1 + 8 * U64)
+    return {"leak": leak, "spill": spill, "radius": radius, "banded": banded}
+
+
+def gradient_bounds(module: Any, x: Any, grad_output: Any) -> dict[str, Any]:
+    """Bounds on the differences of the gradients of ``module`` and of its convolution.
+
+    For a loss with gradient ``g = grad_output`` at the output, the input
+    gradients are ``Σ_h P_hᵀ (g W_hᵀ)`` (attention, ``P_h`` head ``h``'s weights)
+    and ``Σ_h S_hᵀ (g W_hᵀ)`` (convolution, ``S_h`` the shift to the target), and
+    the weight gradients ``Σ_q (P_h x)_q g_qᵀ`` and ``Σ_q x_{t_q} g_qᵀ``. A column
+    of ``|P_h − S_h|`` sums to at most ``L̃ + (1 + X)^{D'} − 1`` (the target's
+    lost mass, and the weights the key receives from the queries that do not
+    target it, each at most ``ĝ_z`` since every normaliser is at least 1), and a
+    row of ``(P_h − S_h) x`` is at most ``2 L̃ max |x|``. The rounding of both
+    backward passes is added with the chain lengths of the two computations;
+    padding modes other than zeros multiply the input bound by the number of
+    copies a pixel can have in the padded image.
+
+    Parameters
+    ----------
+    module : SeparableConvAttention
+    x : Tensor, shape ``(N, d_in, *spatial)``
+    grad_output : Tensor, the output's shape
+
+    Returns
+    -------
+    dict
+        ``input`` (float64, shape ``(1, d_in, 1, …)``), ``weight`` (the weight's
+        shape) and ``bias`` (float): elementwise bounds on ``|∇_attention − ∇_conv|``.
+    """
+    cfg, u = module.config, unit_roundoff_of(x.dtype)
+    k = _route_constants(module, x)
+    g, cig, cog = cfg.groups, cfg.d_in // cfg.groups, cfg.d_out // cfg.groups
+    n_heads = math.prod(cfg.kernel_size)
+    w = module.weight.detach().to(torch.float64).abs()                       # (d_out, cig, *K)
+    g_abs = grad_output.detach().to(torch.float64).abs()
+    g_max = g_abs.transpose(0, 1).reshape(cfg.d_out, -1).amax(dim=1)        # max_q |g[o]|
+    g_sum = raise_sum(g_abs.transpose(0, 1).reshape(cfg.d_out, -1).sum(dim=1), g_abs[0, 0].numel() * g_abs.shape[0])
+    x_max = x.detach().to(torch.float64).abs().transpose(0, 1).reshape(cfg.d_in, -1).amax(dim=1)
+    # V_c = Σ_h Σ_o |W_h[c, o]| max|g[o]|, o over the group of c
+    v = (w.reshape(g, cog, cig, n_heads) * g_max.reshape(g, cog, 1, 1)).sum(dim=(1, 3)).reshape(-1)
+    v = raise_sum(v, cog * n_heads)
+    copies = 1 if cfg.padding_mode == "zeros" else math.prod(1 + max(lo, hi) for lo, hi in cfg.pad_width)
+    chain = sum(3 * (2 * r + 1) + 8 for r in k["banded"]) + cog + n_heads + 4
+    cover = (1.0 + k["spill"]) * (1 + gamma(5, u))
+    inp = v * (k["leak"] + k["spill"] + gamma(chain, u) * cover
+               + gamma(cog * n_heads + 1, u)) * copies
+    rows = g_abs.numel() // cfg.d_out
+    xw = x_max.reshape(g, 1, cig) * g_sum.reshape(g, cog, 1)                 # max|x[c]| Σ|g[o]|
+    wgt = xw.reshape(cfg.d_out, cig) * (2.0 * k["leak"] + gamma(rows + chain + 2, u)
+                                        + gamma(rows + 1, u))
+    wgt = wgt.reshape((cfg.d_out, cig) + (1,) * cfg.ndim).expand(w.shape)
+    bias = 2.0 * gamma(rows + 1, u) * float(g_sum.max())
+    shape = (1, cfg.d_in) + (1,) * cfg.ndim
+    return {"input": (inp * (1 + 8 * U64)).reshape(shape), "weight": wgt * (1 + 8 * U64),
+            "bias": bias * (1 + 8 * U64)}

@@ -154,12 +154,24 @@ def axis_weights(alpha: float, radius: int) -> list[float]:
     --------
     >>> [round(g, 6) for g in axis_weights(2.0, 2)]
     [0.000335, 0.135335, 1.0, 0.135335, 0.000335]
+    >>> axis_weights(float("inf"), 1)
+    [0.0, 1.0, 0.0]
     """
     if radius == 0:
         return [1.0]
     if alpha == 0.0:
         return [1.0] * (2 * radius + 1)
+    if math.isinf(alpha):                           # hard attention: the target alone
+        return [1.0 if z == 0 else 0.0 for z in range(-radius, radius + 1)]
     return [math.exp(-(alpha * (z * z))) for z in range(-radius, radius + 1)]
+
+
+def _plain_sum(values: list[float]) -> float:
+    """A float64 sum, left to right (``torch.compile`` traces it as constants)."""
+    total = 0.0
+    for v in values:
+        total += v
+    return total
 
 
 def _blur(u: Any, axis: int, weights: list[float], n: int) -> Any:
@@ -171,11 +183,11 @@ def _blur(u: Any, axis: int, weights: list[float], n: int) -> Any:
     the image (all but ``r`` at each end) share the weights ``p_z = g_z / Z``;
     the others are computed with the same weights (keys outside contribute
     nothing) and then scaled by ``Z / Z(t)``. The weights ``p`` and scales are
-    computed in float64 and rounded once to the dtype; weights below the dtype's
-    smallest normal number are left out (a weight of 0).
+    computed in float64 (sums left to right) and rounded once to the dtype;
+    weights below the dtype's smallest normal number are left out (a weight of 0).
     """
     size, r = u.shape[axis], (len(weights) - 1) // 2
-    total = math.fsum(weights)
+    total = _plain_sum(weights)
     tiny = torch.finfo(u.dtype).tiny
     num = u.narrow(axis, 0, n) * (1.0 / total)                  # the target: g_0 = 1
     for j, g in enumerate(weights):
@@ -186,7 +198,7 @@ def _blur(u: Any, axis: int, weights: list[float], n: int) -> Any:
         num.narrow(axis, lo, hi - lo + 1).add_(u.narrow(axis, lo + z, hi - lo + 1),
                                                alpha=g / total)
     for t in [*range(min(r, n)), *range(max(min(r, n), size - r), n)]:
-        inside = math.fsum(g for j, g in enumerate(weights) if 0 <= t + j - r < size)
+        inside = _plain_sum([g for j, g in enumerate(weights) if 0 <= t + j - r < size])
         if inside != total:                                     # a window cut by the border
             num.narrow(axis, t, 1).mul_(total / inside)
     return num
