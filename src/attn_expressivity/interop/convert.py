@@ -183,7 +183,7 @@ def convert_model(model: Any, *, alpha: float, route: str = "separable", strict:
     sites = [("", None, "", copy_)] + [
         (f"{parent_name}.{child_name}" if parent_name else child_name, parent, child_name, child)
         for parent_name, parent in copy_.named_modules(remove_duplicate=False)
-        for child_name, child in parent.named_children()]
+        for child_name, child in parent._modules.items() if child is not None]   # duplicates too
     for name, parent, attr, module in sites:
         if not isinstance(module, torch.nn.modules.conv._ConvNd):
             continue

@@ -45,6 +45,7 @@ algorithms this model does not cover): every output is within
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -115,32 +116,127 @@ def conv_rounding_bound(module: Any, x: Any) -> Any:
     return mag * gamma(m_c, unit_roundoff_of(x.dtype)) * (1 + 4 * U64)
 
 
-def _head_scales(module: Any, x: Any) -> tuple[Any, Any]:
-    """``S_o`` and ``S^abs_o`` (module docstring), float64, raised; each of shape ``(d_out,)``."""
+def _axis_ring(weights: list[float], size: int, targets: Any) -> tuple[dict[int, Any], float]:
+    """Upper bounds of the band's weights ``ĝ_z / Z(t)`` at ``z = −1, 0, 1`` from each target.
+
+    A key outside the image has weight 0. ``Z(t) >= 1`` sums the weights of the
+    window's keys inside the image (float64, lowered by its rounding). Also
+    returns the mass at ``|z| >= 2``: at most the sum of those ``ĝ_z``, since
+    every normaliser is at least 1.
+    """
+    r = (len(weights) - 1) // 2
+    z_sum = torch.zeros(targets.shape, dtype=torch.float64)
+    for j, g in enumerate(weights):
+        key = targets + (j - r)
+        z_sum += g * ((key >= 0) & (key < size))
+    z_low = z_sum * (1.0 - gamma(len(weights) + 1, U64))
+    ring = {}
+    for z in (-1, 0, 1):
+        g = weights[r + z] if abs(z) <= r else 0.0
+        inside = (targets + z >= 0) & (targets + z < size)
+        ring[z] = g / z_low * inside * (1 + 4 * U64)
+    tail = raise_sum(sum(g for j, g in enumerate(weights) if abs(j - r) >= 2), len(weights))
+    return ring, min(1.0, tail)
+
+
+def _head_values(module: Any, x: Any) -> tuple[Any, Any, tuple[int, ...], tuple[int, int, int]]:
+    """The padded input (float64, channels last, channels split by group) and the value maps."""
     from .torch_separable import _pad_channels_last
 
     cfg = module.config
     mode = {"zeros": "constant"}.get(cfg.padding_mode, cfg.padding_mode)
     xp = _pad_channels_last(x.detach().to(torch.float64), cfg.pad_width, mode)
     g, cig, cog = cfg.groups, cfg.d_in // cfg.groups, cfg.d_out // cfg.groups
-    tokens = xp.reshape(-1, g, cig)                                          # (T, g, cig)
-    w = module.weight.detach().to(torch.float64).reshape(g, cog, cig, -1)    # (g, cog, cig, H)
+    tokens = xp.reshape(xp.shape[:-1] + (g, cig))                           # (N, *P, g, cig)
+    w = module.weight.detach().to(torch.float64).reshape(g, cog, cig, -1)   # (g, cog, cig, H)
+    return tokens, w, tuple(xp.shape[1:-1]), (g, cig, cog)
+
+
+def _outer(vectors: list[Any]) -> Any:
+    out = vectors[0]
+    for v in vectors[1:]:
+        out = out[..., None] * v
+    return out
+
+
+def _at_targets(yp: Any, kidx: tuple[int, ...], z: tuple[int, ...], cfg: Any,
+                out: tuple[int, ...]) -> Any:
+    """``y[t + z]`` at the head's targets ``t = o·s + k·d`` (``yp`` padded by one on each side)."""
+    index = [slice(None)]
+    for i in range(cfg.ndim):
+        start = kidx[i] * cfg.dilation[i] + z[i] + 1
+        index.append(slice(start, start + (out[i] - 1) * cfg.stride[i] + 1, cfg.stride[i]))
+    return yp[tuple(index)]
+
+
+def _leak_term(module: Any, x: Any, radius: list[int], out: tuple[int, ...]) -> dict[str, Any]:
+    """The leak at every output, from above (module docstring): shape ``(N, d_out, *out)``.
+
+    Head ``h``'s error at query ``q`` is ``Σ_{k ≠ t} p̃_k (y_k − y_t)``. The keys
+    next to the target (``max_i |z_i| <= 1``) are summed with upper bounds of
+    their weights; the others carry, by a union bound over the axes, at most the
+    mass at ``|z_i| >= 2`` summed over axes, times ``2 max |y|``.
+    """
+    from .torch_separable import axis_weights
+
+    cfg = module.config
+    tokens, w, padded, (_, cig, _) = _head_values(module, x)
+    nd = cfg.ndim
+    rings, tails = [], []
+    for i in range(nd):
+        k = torch.arange(cfg.kernel_size[i]) * cfg.dilation[i]
+        ring, tail = _axis_ring(axis_weights(module.alpha, radius[i]), padded[i],
+                                k[:, None] + torch.arange(out[i])[None, :] * cfg.stride[i])
+        rings.append(ring)
+        tails.append(tail)
+    tail_mass = min(1.0, raise_sum(sum(tails), nd))
+    offsets = [z for z in itertools.product((-1, 0, 1), repeat=nd) if any(z)]
+    leak = torch.zeros((tokens.shape[0],) + tuple(out) + (cfg.d_out,), dtype=torch.float64)
     scale = torch.zeros(cfg.d_out, dtype=torch.float64)
     scale_abs = torch.zeros(cfg.d_out, dtype=torch.float64)
-    for h in range(w.shape[-1]):
+    for h, kidx in enumerate(itertools.product(*[range(k) for k in cfg.kernel_size])):
         wh = w[..., h].transpose(1, 2)                                       # (g, cig, cog)
-        y = torch.einsum("tgc,gco->tgo", tokens, wh).reshape(-1, cfg.d_out)
-        y_abs = torch.einsum("tgc,gco->tgo", tokens.abs(), wh.abs()).reshape(-1, cfg.d_out)
-        scale += y.abs().amax(dim=0)
-        scale_abs += y_abs.amax(dim=0)
-    # |fl(y) − y| <= γ_{cig}·y_abs for each entry, then the sums over heads
-    heads = w.shape[-1]
+        y = torch.einsum("...gc,gco->...go", tokens, wh).flatten(-2)         # (N, *P, d_out)
+        y = y.detach()
+        y_abs = torch.einsum("...gc,gco->...go", tokens.abs(), wh.abs()).flatten(-2)
+        y_max = y.abs().reshape(-1, cfg.d_out).amax(dim=0)
+        a_max = y_abs.reshape(-1, cfg.d_out).amax(dim=0)
+        scale += y_max
+        scale_abs += a_max
+        yp = torch.nn.functional.pad(y, [0, 0] + [1, 1] * nd)               # room for t ± 1
+        centre = _at_targets(yp, kidx, (0,) * nd, cfg, out)
+        ring_mass = 0.0
+        for z in offsets:
+            wz = _outer([rings[i][z[i]][kidx[i]] for i in range(nd)])       # (*out,)
+            leak += wz[None, ..., None] * (_at_targets(yp, kidx, z, cfg, out) - centre).abs()
+            ring_mass += float(wz.max())
+        # the tail beyond the ring, and the float64 rounding of the y's used above
+        leak += tail_mass * 2.0 * y_max + ring_mass * 2.0 * gamma(cig + 1, U64) * a_max
+    heads = math.prod(cfg.kernel_size)
+    leak = raise_sum(leak, heads * (len(offsets) + 2)).movedim(-1, 1)
     scale = raise_sum(scale + gamma(cig + 1, U64) * raise_sum(scale_abs, cig), heads)
-    return scale, raise_sum(scale_abs, cig * heads)
+    return {"leak_term": leak, "scale": scale, "scale_abs": raise_sum(scale_abs, cig * heads),
+            "tail": tail_mass}
+
+
+def _abs_run(module: Any, x: Any, radius: list[int], m: int) -> Any:
+    """``Σ_h |W_{Δ_h}|ᵀ Σ_k p̃_k |x_k|`` at every output, from above: the module on ``|x|`` with ``|W|``.
+
+    Run in float64 with the band the module had in ``x``'s dtype; its weights are
+    within ``γ_{2w+6}`` of ``p̃`` and the run's rounding within ``γ_m`` (``u₆₄``).
+    """
+    from .torch_separable import separable_conv_attention
+
+    meta = list(module.meta)
+    if module.band == "auto":
+        meta[7] = max(radius)                     # the radius x's dtype gave, capped per axis
+    y = separable_conv_attention(x.detach().to(torch.float64).abs(),
+                                 module.weight.detach().to(torch.float64).abs(), None, tuple(meta))
+    return y * (1 + 2 * gamma(m, U64)) / (1 - gamma(m, U64))
 
 
 def separable_error_bound(module: Any, x: Any) -> dict[str, Any]:
-    """A-priori bound on ``|module(x) − conv(x)|`` per output channel (module docstring).
+    """A-priori bound on ``|module(x) − conv(x)|`` at every output element (module docstring).
 
     Parameters
     ----------
@@ -151,37 +247,34 @@ def separable_error_bound(module: Any, x: Any) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``bound`` (float64 tensor of shape ``(d_out,)``, to be broadcast over
-        the output's other axes), ``leak_term``, ``rounding_term`` (same shape),
-        ``underflow`` (float), ``leak`` (``L̃``), ``m``, ``radius`` (per axis),
-        ``scale`` and ``scale_abs`` (``S_o``, ``S^abs_o``).
+        ``bound``, ``leak_term``, ``rounding_term`` (float64 tensors of the
+        output's shape), ``underflow`` (float), ``leak`` (``L̃``), ``m``,
+        ``radius`` (per axis), ``scale`` and ``scale_abs`` (``S_o``,
+        ``S^abs_o``, shape ``(d_out,)``).
     """
-    from .torch_separable import band_radius
+    from .torch_separable import _output_shape
 
     cfg = module.config
     u = unit_roundoff_of(x.dtype)
-    padded = [s + lo + hi for s, (lo, hi) in zip(x.shape[2:], cfg.pad_width)]
-    radius = [band_radius(module.alpha, x.dtype, module.band, n) for n in padded]
-    banded = [r for r in radius if r > 0]
-    if not banded or math.isinf(module.alpha):
-        leak = 0.0
-    else:
-        a_eff = math.nextafter(module.alpha * (1.0 - 2.0 * U64), 0.0)
-        leak = min(1.0, (1.0 + 4.0 * U64) * leak_bound(a_eff, len(banded)) * (1 + 2 * U64))
+    k = _route_constants(module, x)
+    radius, banded = k["radius"], k["banded"]
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], cfg.pad_width))
+    out = _output_shape(padded, cfg.kernel_size, cfg.dilation, cfg.stride)
     n_heads, cig = math.prod(cfg.kernel_size), cfg.d_in // cfg.groups
     m = sum(3 * (2 * r + 1) + 8 for r in banded) + n_heads * cig + 2
-    scale, scale_abs = _head_scales(module, x)
+    leak = _leak_term(module, x, radius, out)
     bias = (torch.zeros(cfg.d_out, dtype=torch.float64) if module.bias is None
             else module.bias.detach().to(torch.float64).abs())
-    leak_term = 2.0 * leak * scale * (1 + 2 * U64)
-    rounding_term = gamma(m, u) * (scale_abs + bias) * (1 + 4 * U64)
+    shape = (1, cfg.d_out) + (1,) * cfg.ndim
+    rounding_term = gamma(m, u) * (_abs_run(module, x, radius, m) + bias.reshape(shape)) * (1 + 4 * U64)
     products = math.prod(2 * r + 1 for r in banded) * n_heads * cig + 1
     eta = float(torch.finfo(x.dtype).tiny) * u                       # half the smallest subnormal
     w_rows = float(module.weight.detach().to(torch.float64).abs().reshape(cfg.d_out, -1).sum(1).max())
     underflow = 4.0 * m * products * (1.0 + raise_sum(w_rows, n_heads * cig)) * eta
-    return {"bound": (leak_term + rounding_term + underflow) * (1 + 4 * U64),
-            "leak_term": leak_term, "rounding_term": rounding_term, "underflow": underflow,
-            "leak": leak, "m": m, "radius": radius, "scale": scale, "scale_abs": scale_abs}
+    bound = (leak["leak_term"] + rounding_term + underflow) * (1 + 4 * U64)
+    return {"bound": bound, "leak_term": leak["leak_term"], "rounding_term": rounding_term,
+            "underflow": underflow, "leak": k["leak"], "m": m, "radius": radius,
+            "scale": leak["scale"], "scale_abs": leak["scale_abs"]}
 
 
 def _route_constants(module: Any, x: Any) -> dict[str, Any]:
@@ -194,12 +287,16 @@ def _route_constants(module: Any, x: Any) -> dict[str, Any]:
     banded = [r for r in radius if r > 0]
     if not banded or math.isinf(module.alpha):
         return {"leak": 0.0, "spill": 0.0, "radius": radius, "banded": banded}
+    from .torch_separable import axis_weights
+
     a_eff = math.nextafter(module.alpha * (1.0 - 2.0 * U64), 0.0)
     leak = min(1.0, (1.0 + 4.0 * U64) * leak_bound(a_eff, len(banded)) * (1 + 2 * U64))
-    # X = Σ_{z≠0} ĝ_z <= (1 + 4u) (θ₃(e^{−a}) − 1) = (1 + 4u)((1 − L₁)^{−1} − 1), L₁ the 1-D leak
-    one = min(leak_bound(a_eff, 1) * (1 + 2 * U64), 1.0 - 1e-300)
-    x_sum = (1.0 + 4.0 * U64) * (one / (1.0 - one)) * (1 + 4 * U64)
-    spill = ((1.0 + x_sum) ** len(banded) - 1.0) * (1 + 8 * U64)
+    # the weight a key receives from the queries that do not target it is at most
+    # Π_i (1 + X_i) − 1, X_i = Σ_{z≠0} ĝ_z over axis i's band (every normaliser is >= 1)
+    spill = 1.0
+    for r in banded:
+        spill *= 1.0 + raise_sum(sum(g for j, g in enumerate(axis_weights(module.alpha, r)) if j != r), 2 * r)
+    spill = (spill - 1.0) * (1 + 8 * U64)
     return {"leak": leak, "spill": spill, "radius": radius, "banded": banded}
 
 

@@ -162,7 +162,7 @@ def conv_step(run: NodeRun) -> Step:
         local = local + conv_rounding_bound(conv, xc)
     elif isinstance(run.converted_module, SeparableConvAttention):
         terms = separable_error_bound(run.converted_module, xc)
-        local = local + terms["bound"].reshape((1, -1) + (1,) * (conv.weight.dim() - 2))
+        local = local + terms["bound"]
         layer = dict(terms, n_heads=run.converted_module.n_heads,
                      kernel_size=list(conv.kernel_size), stride=list(conv.stride))
     else:

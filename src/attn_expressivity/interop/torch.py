@@ -200,10 +200,10 @@ def convertible(module: Any) -> str | None:
         if getattr(type(module), method) is not getattr(base, method):
             return (f"{name} overrides {method}: its output is not the convolution its weights "
                     "and hyper-parameters describe")
-    if module._forward_hooks or module._forward_pre_hooks or getattr(module, "_forward_hooks_with_kwargs", None):
-        return f"{name} has forward hooks, which the converted module would not run"
     if isinstance(module.weight, nn.parameter.UninitializedParameter):
         return f"{name} has uninitialised (lazy) weights; run the network once before converting it"
+    if module._forward_hooks or module._forward_pre_hooks or getattr(module, "_forward_hooks_with_kwargs", None):
+        return f"{name} has forward hooks, which the converted module would not run"
     if not module.weight.is_floating_point():
         return f"{name} has {module.weight.dtype} weights; a floating-point dtype is needed"
     return None

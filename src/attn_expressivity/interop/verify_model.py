@@ -548,6 +548,8 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     bars = _bar_factory(progress)
     t0 = time.perf_counter()
     original = copy.deepcopy(model)
+    if torch.fx.Tracer().is_leaf_module(original, ""):
+        original = torch.nn.Sequential(original)        # a lone torch.nn layer: trace it as a node
     try:
         gm = torch.fx.symbolic_trace(original)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: no graph, no bound
