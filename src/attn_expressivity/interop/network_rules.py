@@ -115,6 +115,11 @@ class Step:
         The output's difference is the largest of the inputs', not their sum.
     layer : dict or None
         At a converted layer, the route's terms for the report.
+    derivative : callable or None
+        For a pointwise function, ``f'`` in float64 (a one-sided value at a
+        kink): the fine pass linearises with it rather than with PyTorch's
+        backward formula (``hardsigmoid``'s, for one, uses ``1/6`` rounded to
+        float32 even in float64).
     """
 
     lips: list[float]
@@ -124,6 +129,7 @@ class Step:
     backward_terms: int = 2
     concat: bool = False
     layer: dict[str, Any] | None = None
+    derivative: Callable[[Any], Any] | None = None
 
 
 def _abs64(t: Any) -> Any:
@@ -245,6 +251,7 @@ class _Pointwise:
     """
 
     lip: float
+    derivative: Callable[[Any], Any]
     flat: tuple[float, float] = (-math.inf, math.inf)
     kinks: tuple[tuple[float, float], ...] = ()
     curvature: float = 0.0
@@ -272,7 +279,7 @@ class _Pointwise:
             local = sum(self.rounding(_abs64(x_), _abs64(y_), run.u)
                         for x_, y_ in zip(run.inputs[0], run.out)) * (1 + 4 * U64)
         rem = remainder if (self.kinks or self.curvature) else None
-        return Step([self.lip], spread, local, rem, 12)
+        return Step([self.lip], spread, local, rem, 12, derivative=self.derivative)
 
 
 def _g_in(k: int) -> Callable[[Any, Any, float], Any]:
@@ -285,18 +292,33 @@ def _g_out(k: int) -> Callable[[Any, Any, float], Any]:
     return lambda x, y, u: gamma(k, u) / (1 - gamma(k, u)) * y
 
 
-_relu = _Pointwise(1.0, flat=(0.0, math.inf), kinks=((0.0, 1.0),))
-_relu6 = _Pointwise(1.0, flat=(0.0, 6.0), kinks=((0.0, 1.0), (6.0, 1.0)))
-_gelu = _Pointwise(GELU_LIP, curvature=SECOND_DERIVATIVE["gelu"], rounding=_g_in(10))
-_silu = _Pointwise(SILU_LIP, curvature=SECOND_DERIVATIVE["silu"], rounding=_g_in(12))
-_sigmoid = _Pointwise(0.25 * (1 + 1e-15), curvature=SECOND_DERIVATIVE["sigmoid"], rounding=_g_out(12))
-_tanh = _Pointwise(1.0, curvature=SECOND_DERIVATIVE["tanh"], rounding=_g_out(10))
+def _gelu_d(x: Any) -> Any:
+    return 0.5 * (1.0 + torch.erf(x * (0.5 ** 0.5))) + x * torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def _silu_d(x: Any) -> Any:
+    s = torch.sigmoid(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+_relu = _Pointwise(1.0, lambda x: (x > 0).to(x.dtype), flat=(0.0, math.inf), kinks=((0.0, 1.0),))
+_relu6 = _Pointwise(1.0, lambda x: ((x > 0) & (x < 6)).to(x.dtype), flat=(0.0, 6.0),
+                    kinks=((0.0, 1.0), (6.0, 1.0)))
+_gelu = _Pointwise(GELU_LIP, _gelu_d, curvature=SECOND_DERIVATIVE["gelu"], rounding=_g_in(10))
+_silu = _Pointwise(SILU_LIP, _silu_d, curvature=SECOND_DERIVATIVE["silu"], rounding=_g_in(12))
+_sigmoid = _Pointwise(0.25 * (1 + 1e-15), lambda x: torch.sigmoid(x) * (1.0 - torch.sigmoid(x)),
+                      curvature=SECOND_DERIVATIVE["sigmoid"], rounding=_g_out(12))
+_tanh = _Pointwise(1.0, lambda x: 1.0 - torch.tanh(x) ** 2, curvature=SECOND_DERIVATIVE["tanh"],
+                   rounding=_g_out(10))
 # Hardswish x·relu6(x+3)/6: f' = 0, (2x+3)/6, 1 on x < −3, |x| < 3, x > 3 (jumps 1/2 at ±3)
-_hardswish = _Pointwise(1.5, flat=(-3.0, math.inf), kinks=((-3.0, 0.5), (3.0, 0.5)),
+_hardswish = _Pointwise(1.5, lambda x: torch.where(x < -3, torch.zeros_like(x),
+                                                  torch.where(x > 3, torch.ones_like(x), (2 * x + 3) / 6)),
+                        flat=(-3.0, math.inf), kinks=((-3.0, 0.5), (3.0, 0.5)),
                         curvature=SECOND_DERIVATIVE["hardswish"],
                         rounding=lambda x, y, u: gamma(3, u) * (x * (x + 3.0) / 6.0 + 2.0 * y))
 # Hardsigmoid relu6(x+3)/6: slope 1/6 on |x| < 3, flat outside
-_hardsigmoid = _Pointwise(1.0 / 6.0 * (1 + 1e-15), flat=(-3.0, 3.0),
+_hardsigmoid = _Pointwise(1.0 / 6.0 * (1 + 1e-15), lambda x: ((x > -3) & (x < 3)).to(x.dtype) / 6.0,
+                          flat=(-3.0, 3.0),
                           kinks=((-3.0, 1.0 / 6.0 * (1 + 1e-15)), (3.0, 1.0 / 6.0 * (1 + 1e-15))),
                           rounding=lambda x, y, u: gamma(3, u) * ((x + 3.0) / 6.0 + 2.0 * y))
 
@@ -304,7 +326,9 @@ _hardsigmoid = _Pointwise(1.0 / 6.0 * (1 + 1e-15), flat=(-3.0, 3.0),
 def _leaky(run: NodeRun) -> Step:
     s = float(run.module.negative_slope) if run.module is not None else float(
         run.kwargs.get("negative_slope", run.args[1] if len(run.args) > 1 else 0.01))
-    return _Pointwise(max(1.0, abs(s)), kinks=((0.0, abs(1.0 - s)),), rounding=_g_out(1))(run)
+    # the slope is rounded to the dtype, then multiplied: two roundings
+    return _Pointwise(max(1.0, abs(s)), lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, s)),
+                      kinks=((0.0, abs(1.0 - s)),), rounding=_g_out(2))(run)
 
 
 def _gelu_step(run: NodeRun) -> Step:
@@ -371,12 +395,15 @@ def _scalar_operand(run: NodeRun) -> float | None:
 
 
 def add_step(run: NodeRun) -> Step:
-    """``x ± α y`` (or ``x ± c``): Lipschitz ``(1, |α|)``, one or two roundings per network."""
-    _scalar_operand(run)
+    """``x ± α y`` or ``x ± c``: Lipschitz ``(1, |α|)``; the sum's rounding, and the number's own
+    (``c`` or ``α`` rounded to the dtype, ``α y`` rounded once more)."""
+    c = _scalar_operand(run)
     alpha = abs(float(run.kwargs.get("alpha", 1.0)))
     local = _out_rounding(run)
+    if c is not None:
+        local = local + 2.0 * run.u * abs(c)
     if alpha != 1.0 and len(run.inputs) == 2:
-        g = gamma(2, run.u)
+        g = gamma(3, run.u)
         local = local + sum((_abs64(x) + alpha * _abs64(y)) * g for x, y in zip(*run.inputs))
     if len(run.inputs) == 2:
         return Step([1.0, alpha], lambda e: e[0] + alpha * e[1], local, None, 2)
@@ -386,8 +413,8 @@ def add_step(run: NodeRun) -> Step:
 def mul_step(run: NodeRun) -> Step:
     """``x y``: ``x~y~ − xy = y~(x~ − x) + x(y~ − y)``; linearised at ``ã``, the remainder is ``e_x e_y``."""
     c = _scalar_operand(run)
-    if c is not None:
-        return Step([abs(c)], lambda e: abs(c) * e[0], _out_rounding(run), None, 2)
+    if c is not None:                              # c rounded to the dtype, then the product
+        return Step([abs(c)], lambda e: abs(c) * e[0], _out_rounding(run, 2), None, 2)
     (x, xc), (y, yc) = run.inputs
     ax, ayc = _abs64(x), _abs64(yc)
     lips = [max(_largest(ayc), _largest(_abs64(y))), max(_largest(ax), _largest(_abs64(xc)))]
@@ -402,7 +429,7 @@ def div_step(run: NodeRun) -> Step:
     if c == 0:
         raise Unbounded("division by zero")
     k = 1.0 / abs(c) * (1 + 2 * U64)
-    return Step([k], lambda e: k * e[0], _out_rounding(run), None, 2)
+    return Step([k], lambda e: k * e[0], _out_rounding(run, 2), None, 2)
 
 
 def mean_step(run: NodeRun) -> Step:

@@ -243,6 +243,7 @@ class _Pass:
     bound: dict[str, Any] = field(default_factory=dict)        # e_n, elementwise (None: unknown)
     fine_scale: dict[str, float] = field(default_factory=dict)  # E'_n (module docstring)
     sources: dict[str, Any] = field(default_factory=dict)      # s_n, float64
+    derivatives: dict[str, Any] = field(default_factory=dict)  # f' of pointwise nodes
     unknown: list[dict[str, Any]] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)
@@ -329,6 +330,8 @@ def _visit(state: _Pass, node: Any, gm: Any, cgm: Any, vo: dict, vc: dict) -> No
                                    if not step.concat else max(f_in, default=0.0)) * up \
         + _largest(source) * up
     state.sources[node.name] = source
+    if step.derivative is not None:
+        state.derivatives[node.name] = (step.derivative, ins[0].name)
     state.backward_terms += step.backward_terms + len(node.users)
     diff = (c.detach().to(torch.float64) - a.detach().to(torch.float64)).abs()
     if bool((diff > e_out).any()):
@@ -375,38 +378,47 @@ def _coarse_pass(gm: Any, cgm: Any, vo: dict, vc: dict, bar: Any) -> _Pass:
 # --------------------------------------------------------------------------- the fine pass
 
 
-def _linearised(gm64: Any, vc: dict) -> dict[str, Any]:
+def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> dict[str, Any]:
     """Every node's value, equal to the converted network's, with the original's Jacobian.
 
     Node ``n = f(m)`` gets ``ã_n + (f(l_m) − f(l_m).detach())``: its value is
     exactly ``ã_n`` (``v − v = 0``), its gradient is ``f``'s at its inputs'
-    values ``ã_m``, evaluated in float64 on the original modules. Inputs are
-    cloned so that in-place operations leave them alone.
+    values ``ã_m``, evaluated in float64 on the original modules. A pointwise
+    function gets ``ã_n + f'(ã_m) (l_m − l_m.detach())`` with the rule's own
+    ``f'`` instead of PyTorch's backward formula. Inputs are cloned so that
+    in-place operations leave them alone.
     """
     lin: dict[str, Any] = {}
     take = lambda m: lin[m.name].clone() if torch.is_tensor(lin[m.name]) else lin[m.name]  # noqa: E731
     for node in gm64.graph.nodes:
         value = vc[node.name]
+        floating = torch.is_tensor(value) and value.is_floating_point()
         if node.op == "placeholder":
-            lin[node.name] = value.detach().to(torch.float64).requires_grad_(True) \
-                if torch.is_tensor(value) and value.is_floating_point() else value
+            lin[node.name] = value.detach().to(torch.float64).requires_grad_(True) if floating else value
         elif node.op == "get_attr":
             lin[node.name] = _attr(gm64, node.target)
+        elif node.name in derivatives:
+            derivative, source = derivatives[node.name]
+            arg = lin[source]
+            slope = derivative(vc[source].detach().to(torch.float64))
+            lin[node.name] = value.detach().to(torch.float64) + slope * (arg - arg.detach())
         elif node.op in ("call_module", "call_function", "call_method"):
-            args = torch.fx.node.map_arg(node.args, take)
-            kwargs = torch.fx.node.map_arg(node.kwargs, take)
-            if node.op == "call_module":
-                out = gm64.get_submodule(node.target)(*args, **kwargs)
-            elif node.op == "call_function":
-                out = node.target(*args, **kwargs)
-            else:
-                out = getattr(args[0], node.target)(*args[1:], **kwargs)
+            out = _call(gm64, node, torch.fx.node.map_arg(node.args, take),
+                        torch.fx.node.map_arg(node.kwargs, take))
             if torch.is_tensor(out) and out.is_floating_point() and out.requires_grad:
                 out = value.detach().to(torch.float64) + (out - out.detach())
-            elif torch.is_tensor(value) and value.is_floating_point():
+            elif floating:
                 out = value.detach().to(torch.float64)
             lin[node.name] = out
     return lin
+
+
+def _call(gm: Any, node: Any, args: Any, kwargs: Any) -> Any:
+    if node.op == "call_module":
+        return gm.get_submodule(node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    return getattr(args[0], node.target)(*args[1:], **kwargs)
 
 
 def _attr(module: Any, target: str) -> Any:
@@ -420,7 +432,7 @@ def _fine_pass(gm: Any, vc: dict, state: _Pass, outputs: list[str], max_outputs:
     """``max_j Σ_n Σ_e |J_n[j, e]| s_n[e]`` plus the gradients' rounding (module docstring)."""
     gm64 = copy.deepcopy(gm).to(torch.float64)
     with torch.enable_grad():
-        lin = _linearised(gm64, vc)
+        lin = _linearised(gm64, vc, state.derivatives)
         flat = torch.cat([lin[name].reshape(-1) for name in outputs])
         n_out = flat.numel()
         if n_out > max_outputs:
