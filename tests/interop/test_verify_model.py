@@ -163,3 +163,33 @@ def test_many_outputs_fall_back_to_the_coarse_bound():
                           max_outputs=3, progress=False)
     assert report.bound_fine is None and report.bound == report.bound_coarse
     assert report.status == "PASS" and "max_outputs = 3" in report.notes[0]
+
+
+def layernorm_net():
+    return LayerNormNet()
+
+
+def test_cli_exit_codes_and_json(monkeypatch, capsys):
+    """0 on PASS, 1 when the bound is unknown (or violated), 2 for bad usage; --json is strict JSON."""
+    from attn_expressivity import cli
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent))
+    assert cli.main(["verify-model", "nets:conv1d_net", "--input-size", "2x23", "--alpha", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "a-priori bound" in out and out.rstrip().endswith("PASS")
+    assert cli.main(["verify-model", "nets:conv3d_net", "--input-size", "1x5x7x6", "--alpha", "inf",
+                     "--dtype", "float32", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["status"] == "PASS" and d["alpha"] == "inf" and d["dtype"] == "float32"
+    assert d["max_abs_error"] <= d["bound"] and len(d["layers"]) == 2
+    assert cli.main(["verify-model", "test_verify_model:layernorm_net", "--input-size", "2x5x5"]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("UNKNOWN")
+
+
+def test_cli_without_torch_is_one_line(monkeypatch, capsys):
+    from attn_expressivity import cli
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert cli.main(["verify-model", "nets:resnet_style", "--input-size", "3x32x32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install torch==2.13.0" in err and "Traceback" not in err

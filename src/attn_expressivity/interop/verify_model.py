@@ -45,7 +45,7 @@ from .convert import convert_model
 from .layer_bounds import U64, raise_sum
 from .network_rules import ASSUMPTIONS, NodeRun, Unbounded, rule_for
 
-__all__ = ["ModelVerifyReport", "verify_model"]
+__all__ = ["ModelVerifyReport", "model_from_factory", "verify_model"]
 
 
 def _json_float(v: float | None) -> float | str | None:
@@ -643,3 +643,40 @@ def _untraceable(original: Any, x: Any, alpha: float, band: Any, exc: Exception)
                            "reason": f"torch.fx.symbolic_trace cannot trace the model: "
                                      f"{type(exc).__name__}: {exc}".splitlines()[0]})
     return report
+
+
+def model_from_factory(spec: str) -> Any:
+    """The ``torch.nn.Module`` a factory ``"package.module:function"`` returns when called with no argument.
+
+    Raises
+    ------
+    ParameterValueError
+        A malformed ``spec``, a module that cannot be imported, a missing or
+        failing factory, or a result that is not a ``torch.nn.Module``.
+
+    Examples
+    --------
+    >>> model_from_factory("torch.nn:Identity")
+    Identity()
+    """
+    import importlib
+
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        raise ParameterValueError(f"a factory is written 'package.module:function', got {spec!r}")
+    module_name, attr = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any failure to import the user's module
+        raise ParameterValueError(
+            f"cannot import {module_name!r} (is it on PYTHONPATH?): {type(exc).__name__}: {exc}"
+        ) from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ParameterValueError(f"{module_name!r} has no callable {attr!r}")
+    try:
+        model = factory()
+    except Exception as exc:  # noqa: BLE001 - the user's factory failed
+        raise ParameterValueError(f"{spec}() raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise ParameterValueError(f"{spec}() returned {type(model).__name__}, not a torch.nn.Module")
+    return model
