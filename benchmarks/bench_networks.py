@@ -8,7 +8,7 @@ Run from the repository root::
 The network is ResNet-18 (``benchmarks/networks.py``, torchvision's architecture
 written with ``torch.nn``) in eval mode, random weights (seed 0), and its copy
 from ``convert_model(..., route="separable")`` for each ``alpha``: all 20
-convolutions converted, the 7×7/2 stem included (993 heads).
+convolutions converted, the 7×7/2 stem included (196 heads).
 
 * **Time**: forward passes under ``torch.inference_mode``, the original and the
   converted networks interleaved in one process (one pass of each per round, the
@@ -17,7 +17,8 @@ convolutions converted, the 7×7/2 stem included (993 heads).
 * **Memory**: each network runs one forward pass in a fresh subprocess. On the
   CPU: the process's peak resident set (``ru_maxrss``) and the growth of that peak
   during the pass over the resident set just before it (which holds the
-  interpreter, torch, the weights and the input). On a GPU:
+  interpreter, torch, the weights and the input); glibc's mmap threshold is fixed
+  at 128 KiB so that freed tensors leave the resident set. On a GPU:
   ``torch.cuda.max_memory_allocated`` over the pass, minus what was allocated
   before it.
 * **Agreement**: the largest difference of the logits from the original's,
@@ -102,7 +103,11 @@ def memory_child(args: argparse.Namespace) -> None:
 def memory(args: argparse.Namespace, which: str) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--child", which, "--batch", str(args.batch), "--size",
            str(args.size), "--dtype", args.dtype, "--device", args.device, "--budget", str(args.budget)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    # a fixed mmap threshold: every large block is mapped on allocation and unmapped on free,
+    # so the resident set follows the live tensors (glibc otherwise raises the threshold and
+    # keeps freed blocks in its heap)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

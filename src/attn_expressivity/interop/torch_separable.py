@@ -344,31 +344,26 @@ def _apply_heads(u, weight, bias, groups, out, stride, dilation, kernel_size, bu
     cog, width = d_out // groups, math.prod(kernel_size) * weight.shape[1]
     heads = _heads_view(u, out, stride, dilation, kernel_size).reshape(
         (n_batch, pixels) + tuple(kernel_size) + (groups, cig)).movedim(-2, 2)  # (N, P, g, *K, cig)
-    if groups == 1:
-        maps = weight.reshape(d_out, width)                           # column (k, c) ↔ head k, channel c
-        maps = maps.reshape(d_out, cig, n_heads).transpose(1, 2).reshape(d_out, width)
+    if groups == 1:                                # column (k, c): head k's value map, channel c
+        maps = weight.reshape(d_out, cig, n_heads).transpose(1, 2).reshape(d_out, width)
     else:
         maps = weight.reshape(groups, cog, cig, n_heads).permute(0, 3, 2, 1).reshape(groups, width, cog)
     per_block = max(1, budget // (groups * width * u.element_size()))   # rows per block
     samples = max(1, min(n_batch, per_block // pixels))
     cols = pixels if per_block >= pixels else per_block
-    blocks = []
+    y = u.new_empty((n_batch, d_out, pixels))
     for n0 in range(0, n_batch, samples):
-        row = []
         for p0 in range(0, pixels, cols):
             blk = heads[n0:n0 + samples, p0:p0 + cols]
             nb, pb = blk.shape[0], blk.shape[1]
             if groups == 1:
-                a = blk.reshape(nb, pb, width)
-                res = torch.matmul(maps, a.transpose(1, 2))             # (nb, d_out, pb)
+                res = torch.matmul(maps, blk.reshape(nb, pb, width).transpose(1, 2))   # (nb, d_out, pb)
             else:
                 a = blk.reshape(nb * pb, groups, width)
                 res = torch.einsum("rgk,gko->rgo", a, maps).reshape(nb, pb, d_out).transpose(1, 2)
-            row.append(res)
-        blocks.append(row[0] if len(row) == 1 else torch.cat(row, dim=2))
-    y = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
+            y[n0:n0 + nb, :, p0:p0 + pb] = res          # blocks written in place: no concatenation
     if bias is not None:
-        y = y + bias[:, None]
+        y = y.add_(bias[:, None])
     return y.reshape((n_batch, d_out) + tuple(out))
 
 

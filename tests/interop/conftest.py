@@ -1,0 +1,3 @@
+"""pytest: ``nets.py`` holds the test networks (loaded by the tests), not tests or doctests."""
+
+collect_ignore = ["nets.py"]
