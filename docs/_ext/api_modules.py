@@ -60,6 +60,11 @@ API_ORDER = {
     "testing.assertions": "The reproduction assertion",
     "plot": "Figures",
     "interop.torch": "PyTorch interop",
+    "interop.torch_separable": "The separable, banded torch route",
+    "interop.convert": "Converting whole networks",
+    "interop.layer_bounds": "Layer bounds in torch",
+    "interop.network_rules": "Propagation rules",
+    "interop.verify_model": "Whole-network verification",
     "cli": "Console script",
 }
 

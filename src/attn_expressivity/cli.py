@@ -318,7 +318,9 @@ def _add_verify_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=_alpha, default=40.0, help="inverse width of the heads (default 40; inf)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="the dtype both networks run in (default float64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the standard-normal input (default 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds torch's generator before the factory is called (random weights) and "
+                        "draws the standard-normal input (default 0)")
     p.add_argument("--max-outputs", type=_int_between(0, 1 << 30), default=256,
                    help="above this many output elements only the coarse bound is computed (default 256)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -333,6 +335,7 @@ def _run_verify_model(args: argparse.Namespace) -> int:
     torch = _require_torch()
     from .interop.verify_model import model_from_factory, verify_model
 
+    torch.manual_seed(args.seed)
     model = model_from_factory(args.factory).to(getattr(torch, args.dtype)).eval()
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn((args.batch,) + args.input_size, generator=gen, dtype=getattr(torch, args.dtype))

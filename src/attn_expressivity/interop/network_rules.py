@@ -42,13 +42,13 @@ from .layer_bounds import U64, conv_magnitude, conv_rounding_bound, raise_sum, s
 __all__ = ["ASSUMPTIONS", "GELU_LIP", "SECOND_DERIVATIVE", "SILU_LIP", "NodeRun", "Step",
            "Unbounded", "rule_for"]
 
-#: sup |GELU'| = Φ(√2) + √2 φ(√2) = 1.12890414518…, rounded up.
+#: ``sup |GELU'| = Φ(√2) + √2 φ(√2) = 1.12890414518…``, rounded up.
 GELU_LIP = 1.1289041452
-#: sup |SiLU'| = σ(x*)(1 + x*(1 − σ(x*))) at the root x* = 2.39935… of 2 + x(1 − 2σ(x)) = 0:
-#: 1.09983932012…, rounded up.
+#: ``sup |SiLU'| = σ(x*)(1 + x*(1 − σ(x*)))`` at the root ``x* = 2.39935…`` of
+#: ``2 + x(1 − 2σ(x)) = 0``: ``1.09983932012…``, rounded up.
 SILU_LIP = 1.0998393202
-#: sup |f''|, rounded up: GELU 2φ(0) = 0.79788…, SiLU 1/2, sigmoid √3/18 = 0.09622…,
-#: tanh 4/(3√3) = 0.76980…, Hardswish 1/3 (between its kinks).
+#: ``sup |f''|``, rounded up: GELU ``2φ(0) = 0.79788…``, SiLU 1/2, sigmoid ``√3/18 = 0.09622…``,
+#: tanh ``4/(3√3) = 0.76980…``, Hardswish 1/3 (between its kinks).
 SECOND_DERIVATIVE = {"gelu": 0.7978845609, "silu": 0.5000000001, "sigmoid": 0.0962250449,
                      "tanh": 0.7698003590, "hardswish": 0.3333333334}
 
