@@ -321,6 +321,7 @@ def _add_verify_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seeds torch's generator before the factory is called (random weights) and "
                         "draws the standard-normal input (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device to run on, e.g. cuda (default cpu)")
     p.add_argument("--max-outputs", type=_int_between(0, 1 << 30), default=256,
                    help="above this many output elements only the coarse bound is computed (default 256)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -335,10 +336,15 @@ def _run_verify_model(args: argparse.Namespace) -> int:
     torch = _require_torch()
     from .interop.verify_model import model_from_factory, verify_model
 
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise _UsageError(f"attn-expressivity verify-model: argument --device: {exc}") from None
     torch.manual_seed(args.seed)
-    model = model_from_factory(args.factory).to(getattr(torch, args.dtype)).eval()
+    model = model_from_factory(args.factory).to(getattr(torch, args.dtype)).eval().to(device)
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn((args.batch,) + args.input_size, generator=gen, dtype=getattr(torch, args.dtype))
+    x = x.to(device)
     report = verify_model(model, x, alpha=args.alpha, max_outputs=args.max_outputs,
                          progress=args.progress)
     print(json.dumps(report.to_dict(), indent=2, allow_nan=False) if args.json else report.summary())

@@ -125,7 +125,7 @@ def _axis_ring(weights: list[float], size: int, targets: Any) -> tuple[dict[int,
     every normaliser is at least 1.
     """
     r = (len(weights) - 1) // 2
-    z_sum = torch.zeros(targets.shape, dtype=torch.float64)
+    z_sum = torch.zeros(targets.shape, dtype=torch.float64, device=targets.device)
     for j, g in enumerate(weights):
         key = targets + (j - r)
         z_sum += g * ((key >= 0) & (key < size))
@@ -181,19 +181,19 @@ def _leak_term(module: Any, x: Any, radius: list[int], out: tuple[int, ...]) -> 
 
     cfg = module.config
     tokens, w, padded, (_, cig, _) = _head_values(module, x)
-    nd = cfg.ndim
+    nd, dev = cfg.ndim, x.device
     rings, tails = [], []
     for i in range(nd):
-        k = torch.arange(cfg.kernel_size[i]) * cfg.dilation[i]
+        k = torch.arange(cfg.kernel_size[i], device=dev) * cfg.dilation[i]
         ring, tail = _axis_ring(axis_weights(module.alpha, radius[i]), padded[i],
-                                k[:, None] + torch.arange(out[i])[None, :] * cfg.stride[i])
+                                k[:, None] + torch.arange(out[i], device=dev)[None, :] * cfg.stride[i])
         rings.append(ring)
         tails.append(tail)
     tail_mass = min(1.0, raise_sum(sum(tails), nd))
     offsets = [z for z in itertools.product((-1, 0, 1), repeat=nd) if any(z)]
-    leak = torch.zeros((tokens.shape[0],) + tuple(out) + (cfg.d_out,), dtype=torch.float64)
-    scale = torch.zeros(cfg.d_out, dtype=torch.float64)
-    scale_abs = torch.zeros(cfg.d_out, dtype=torch.float64)
+    leak = torch.zeros((tokens.shape[0],) + tuple(out) + (cfg.d_out,), dtype=torch.float64, device=dev)
+    scale = torch.zeros(cfg.d_out, dtype=torch.float64, device=dev)
+    scale_abs = torch.zeros(cfg.d_out, dtype=torch.float64, device=dev)
     for h, kidx in enumerate(itertools.product(*[range(k) for k in cfg.kernel_size])):
         wh = w[..., h].transpose(1, 2)                                       # (g, cig, cog)
         y = torch.einsum("...gc,gco->...go", tokens, wh).flatten(-2)         # (N, *P, d_out)
@@ -263,7 +263,7 @@ def separable_error_bound(module: Any, x: Any) -> dict[str, Any]:
     n_heads, cig = math.prod(cfg.kernel_size), cfg.d_in // cfg.groups
     m = sum(3 * (2 * r + 1) + 8 for r in banded) + n_heads * cig + 2
     leak = _leak_term(module, x, radius, out)
-    bias = (torch.zeros(cfg.d_out, dtype=torch.float64) if module.bias is None
+    bias = (torch.zeros(cfg.d_out, dtype=torch.float64, device=x.device) if module.bias is None
             else module.bias.detach().to(torch.float64).abs())
     shape = (1, cfg.d_out) + (1,) * cfg.ndim
     rounding_term = gamma(m, u) * (_abs_run(module, x, radius, m) + bias.reshape(shape)) * (1 + 4 * U64)

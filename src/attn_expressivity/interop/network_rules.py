@@ -357,7 +357,7 @@ def _max_margin(x: Any, kernel, stride, padding, dilation, out_shape) -> Any | N
     if tuple(v.shape[:-1]) != tuple(out_shape):
         return None
     if v.shape[-1] < 2:
-        return torch.full(v.shape[:-1], math.inf, dtype=torch.float64)
+        return torch.full(v.shape[:-1], math.inf, dtype=torch.float64, device=v.device)
     top = v.topk(2, dim=-1).values
     return top[..., 0] - top[..., 1]
 
