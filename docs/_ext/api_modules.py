@@ -64,6 +64,7 @@ API_ORDER = {
     "interop.convert": "Converting whole networks",
     "interop.layer_bounds": "Layer bounds in torch",
     "interop.network_rules": "Propagation rules",
+    "interop.network_passes": "The passes of whole-network verification",
     "interop.verify_model": "Whole-network verification",
     "cli": "Console script",
 }

@@ -15,6 +15,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
 from torch import nn  # noqa: E402
 
+from attn_expressivity.interop.network_passes import Recorder as _Recorder  # noqa: E402
+from attn_expressivity.interop.network_passes import _node_run  # noqa: E402
 from attn_expressivity.interop.network_rules import (  # noqa: E402
     GELU_LIP,
     SECOND_DERIVATIVE,
@@ -22,7 +24,6 @@ from attn_expressivity.interop.network_rules import (  # noqa: E402
     Unbounded,
     rule_for,
 )
-from attn_expressivity.interop.verify_model import _node_run, _Recorder  # noqa: E402
 
 D = torch.float64
 
