@@ -5,8 +5,8 @@ Run from the repository root::
     python benchmarks/bench_networks.py [--batch 8] [--size 224] [--dtype float32]
         [--alphas 40 inf] [--repeat 5] [--device cpu|cuda] [--budget MIB]
 
-The network is ResNet-18 (``benchmarks/networks.py``, torchvision's architecture
-written with ``torch.nn``) in eval mode, random weights (seed 0), and its copy
+The network is ResNet-18 (``resnet18`` in ``tests/interop/nets.py``, torchvision's
+architecture and initialisation written with ``torch.nn``) in eval mode, random weights (seed 0), and its copy
 from ``convert_model(..., route="separable")`` for each ``alpha``: all 20
 convolutions converted, the 7×7/2 stem included (196 heads).
 
@@ -41,6 +41,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+NETS = os.path.join(os.path.dirname(HERE), "tests", "interop")
 
 
 def load() -> str:
@@ -53,8 +54,8 @@ def load() -> str:
 def build(alpha: str | None, dtype: str, device: str, budget: int):
     import torch
 
-    sys.path.insert(0, HERE)
-    from networks import resnet18
+    sys.path.insert(0, NETS)
+    from nets import resnet18
 
     from attn_expressivity.interop.convert import convert_model
 

@@ -1,3 +1,8 @@
-"""pytest: ``nets.py`` holds the test networks (loaded by the tests), not tests or doctests."""
+"""pytest: the test networks of ``nets.py`` are importable as ``nets``; it holds no tests itself."""
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 collect_ignore = ["nets.py"]

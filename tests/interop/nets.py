@@ -38,23 +38,41 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-class ResNetStyle(nn.Module):
-    """A 7×7/2 stem with BatchNorm, ReLU and 3×3/2 max pooling, two residual stages, a classifier."""
+class ResNet(nn.Module):
+    """A 7×7/2 stem with BatchNorm, ReLU and 3×3/2 max pooling, residual stages, a classifier.
 
-    def __init__(self, width: int = 8, num_classes: int = 10) -> None:
+    ``blocks`` basic blocks per stage; stage ``i`` has ``width · 2^i`` channels and
+    every stage after the first starts with a stride of 2 (a 1×1/2 downsample).
+    ``blocks=(2, 2, 2, 2), width=64`` is ResNet-18 (He et al., 2016), with
+    torchvision's layer names and, with ``kaiming=True``, its initialisation.
+    """
+
+    def __init__(self, blocks=(1, 1), width: int = 8, num_classes: int = 10,
+                 kaiming: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = nn.Sequential(BasicBlock(width, width))
-        self.layer2 = nn.Sequential(BasicBlock(width, 2 * width, stride=2))
+        c = width
+        for i, n in enumerate(blocks):
+            out = width * 2**i
+            stage = [BasicBlock(c, out, stride=1 if i == 0 else 2)]
+            stage += [BasicBlock(out, out) for _ in range(n - 1)]
+            setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
+            c = out
+        self.stages = len(blocks)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(2 * width, num_classes)
+        self.fc = nn.Linear(c, num_classes)
+        if kaiming:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer2(self.layer1(x))
+        for i in range(self.stages):
+            x = getattr(self, f"layer{i + 1}")(x)
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
@@ -155,7 +173,13 @@ class Conv3dNet(nn.Module):
 
 
 def resnet_style(width: int = 8, num_classes: int = 10) -> nn.Module:
-    return ResNetStyle(width, num_classes).eval()
+    """The ResNet-style test network: one block per stage, two stages."""
+    return ResNet((1, 1), width, num_classes).eval()
+
+
+def resnet18(num_classes: int = 1000) -> nn.Module:
+    """ResNet-18 with torchvision's architecture and initialisation (the benchmarks' network)."""
+    return ResNet((2, 2, 2, 2), 64, num_classes, kaiming=True).eval()
 
 
 def mobilenet_style(width: int = 8, num_classes: int = 10) -> nn.Module:

@@ -1,13 +1,13 @@
 """convert_model: every convolution of a network replaced, what was not and why, no silent wrong conversion."""
 
-import importlib.util
 import json
 import math
-import pathlib
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
+
+import nets  # noqa: E402  (tests/interop/conftest.py puts this folder on the path)
 
 from attn_expressivity import (  # noqa: E402
     ParameterTypeError,
@@ -19,10 +19,6 @@ from attn_expressivity import (  # noqa: E402
 from attn_expressivity.interop.torch import convertible  # noqa: E402
 from attn_expressivity.interop.torch_modules import SDPAConvAttention  # noqa: E402
 from attn_expressivity.interop.torch_separable import SeparableConvAttention  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("nets", pathlib.Path(__file__).with_name("nets.py"))
-nets = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nets)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 

@@ -1,6 +1,5 @@
 """verify_model: the bound on a converted network's outputs holds, is reasonably tight, and is never a false PASS."""
 
-import importlib.util
 import json
 import math
 import pathlib
@@ -12,16 +11,14 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
 
+import nets  # noqa: E402  (tests/interop/conftest.py puts this folder on the path)
+
 from attn_expressivity import (  # noqa: E402
     OptionalDependencyError,
     ParameterTypeError,
     ParameterValueError,
     verify_model,
 )
-
-_spec = importlib.util.spec_from_file_location("nets", pathlib.Path(__file__).with_name("nets.py"))
-nets = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nets)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 
