@@ -263,8 +263,10 @@ def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> dict[str, A
         floating = torch.is_tensor(value) and value.is_floating_point()
         if node.op == "placeholder":
             lin[node.name] = value.detach().to(torch.float64).requires_grad_(True) if floating else value
-        elif node.op == "get_attr":
-            lin[node.name] = _attr(gm64, node.target)
+        elif node.op == "get_attr":          # constants: tracked too, so nothing downstream is dropped
+            v = _attr(gm64, node.target)
+            lin[node.name] = v.detach().clone().requires_grad_(True) \
+                if torch.is_tensor(v) and v.is_floating_point() else v
         elif node.name in derivatives:
             derivative, source = derivatives[node.name]
             arg = lin[source]
