@@ -78,7 +78,7 @@ def exact_conv(m, x):
         return m64(x.double()), conv_rounding_bound(m64, x.double())
 
 
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(conv_modules(), st.sampled_from([math.inf, 40.0, 9.0, 3.0, 0.8, 0.0]))
 def test_against_the_convolution_within_the_route_bound(case, alpha):
     m, x = case
@@ -92,7 +92,7 @@ def test_against_the_convolution_within_the_route_bound(case, alpha):
     assert bool(((got - want).abs() <= bound).all())
 
 
-@settings(max_examples=20)
+@settings(max_examples=12)
 @given(conv_modules(), st.sampled_from([math.inf, 30.0, 5.0, 1.5]))
 def test_same_attention_as_the_numpy_layer_and_the_dense_route(case, alpha):
     """The separable route, the numpy layer and the SDPA route agree within the sum of their bounds."""
@@ -163,7 +163,7 @@ def test_only_the_kept_queries_and_no_dense_weights():
     assert largest <= 8 * 49 * 3 * 32 * 32 * 2            # the stacked heads of one sample, twice
 
 
-@settings(max_examples=20)
+@settings(max_examples=12)
 @given(conv_modules(), st.sampled_from([math.inf, 25.0, 6.0, 1.0]), st.sampled_from(["float64", "float32"]))
 def test_gradients_within_their_bound(case, alpha, dtype):
     m, x = case

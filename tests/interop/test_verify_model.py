@@ -30,7 +30,7 @@ def network(name, seed=0, dtype=torch.float64):
     return model.to(dtype), shape
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(name=st.sampled_from(sorted(nets.NETWORKS)), seed=st.integers(0, 2**16),
        alpha=st.sampled_from([math.inf, 40.0, 16.0, 7.0, 3.0, 1.0]),
        dtype=st.sampled_from(["float64", "float32"]), scale=st.sampled_from([1e-3, 1.0, 30.0]))
@@ -52,7 +52,7 @@ def test_the_bound_is_within_100x_of_the_measured_difference(name):
     (In the rounding regime, alpha >= 37 in float64, worst-case rounding bounds are 10²–10⁴ times
     the measured difference: docs/network_bounds.md.)"""
     model, shape = network(name)
-    x = torch.randn((2,) + shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    x = torch.randn((1,) + shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     report = verify_model(model, x, alpha=20.0, progress=False)
     assert report.status == "PASS"
     assert report.max_abs_error > 0 and report.bound <= 100 * report.max_abs_error
