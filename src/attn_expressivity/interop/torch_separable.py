@@ -54,6 +54,7 @@ does not know), and ``torch.compile`` traces through it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -232,20 +233,16 @@ def _check_input(x: Any, weight: Any, nd: int, d_in: int) -> None:
 
 
 def _pad_channels_last(x: Any, pad_width: tuple[tuple[int, int], ...], mode: str) -> Any:
-    """``x`` (N, C, *spatial) padded and moved to channels last: ``(N, *padded, C)``, contiguous."""
-    if mode != "constant":
-        torch_pad = [p for lo_hi in reversed(pad_width) for p in lo_hi]
-        return F.pad(x, torch_pad, mode=mode).movedim(1, -1).contiguous()
-    shape = (x.shape[0],) + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pad_width))
-    u = x.new_empty(shape + (x.shape[1],))
-    for i, (lo, hi) in enumerate(pad_width):                    # zero the border slabs only
-        if lo:
-            u.narrow(1 + i, 0, lo).zero_()
-        if hi:
-            u.narrow(1 + i, shape[1 + i] - hi, hi).zero_()
-    inner = u[(slice(None),) + tuple(slice(lo, lo + s) for (lo, _), s in zip(pad_width, x.shape[2:]))]
-    inner.copy_(x.movedim(1, -1))
-    return u
+    """``x`` (N, C, *spatial) padded and moved to channels last: ``(N, *padded, C)``, contiguous.
+
+    Written with out-of-place operations only: writing into slices of an empty
+    tensor saves a copy, but ``torch.compile`` (inductor) crashed intermittently
+    on its backward pass.
+    """
+    torch_pad = [p for lo_hi in reversed(pad_width) for p in lo_hi]
+    if any(torch_pad):
+        x = F.pad(x, torch_pad, mode=mode)
+    return x.movedim(1, -1).contiguous()
 
 
 def _output_shape(padded: tuple[int, ...], kernel_size, dilation, stride) -> tuple[int, ...]:
@@ -315,14 +312,27 @@ torch.fx.wrap("separable_conv_attention")
 
 
 def _heads_view(u: Any, out: tuple[int, ...], stride, dilation, kernel_size) -> Any:
-    """Every head's average at its targets, a view of the averaged image: ``(N, *out, *K, d_in)``.
+    """Every head's average at its targets: ``(N, *out, *K, d_in)``, a view of the averaged image.
 
     Head ``h`` with kernel index ``k`` (offset ``Δ = k·d − ⌊d(K−1)/2⌋``) reads the
     averaged image at its targets ``o·s + ⌊d(K−1)/2⌋ + Δ = o·s + k·d`` in padded
     coordinates: a window of ``d(K−1)+1`` keys every ``s`` pixels
-    (``Tensor.unfold``), every ``d``-th of them.
+    (``Tensor.unfold``), every ``d``-th of them. Under ``torch.compile`` the heads
+    are strided slices stacked instead: inductor (PyTorch 2.13, CPU) miscompiles
+    the backward pass of overlapping ``unfold`` windows (wrong input gradients,
+    corrupted memory).
     """
     nd = len(out)
+    if torch.compiler.is_compiling():
+        views = []
+        for kidx in itertools.product(*[range(k) for k in kernel_size]):
+            index = [slice(None)]
+            for i in range(nd):
+                start = kidx[i] * dilation[i]
+                index.append(slice(start, start + (out[i] - 1) * stride[i] + 1, stride[i]))
+            views.append(u[tuple(index)])                                  # (N, *out, C)
+        return torch.stack(views, dim=1 + nd).reshape(
+            (u.shape[0],) + tuple(out) + tuple(kernel_size) + (u.shape[-1],))
     v = u
     for i in range(nd):
         span = dilation[i] * (kernel_size[i] - 1) + 1
