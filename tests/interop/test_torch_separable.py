@@ -262,7 +262,8 @@ def test_fx_trace_records_one_call_and_compile_traces_without_breaks():
     xg = x.clone().requires_grad_(True)
     with torch.no_grad():
         want = net(x)
-    assert torch.equal(gm(x), want) and torch.allclose(compiled(xg), want, rtol=0, atol=1e-6)
+    bound = separable_error_bound(net[0], x)["bound"]         # each within it of the convolution
+    assert torch.equal(gm(x), want) and bool(((compiled(xg) - want).abs() <= 2 * bound).all())
     compiled(xg).sum().backward()
     assert xg.grad is not None and xg.grad.shape == x.shape
 
