@@ -317,6 +317,7 @@ def test_conv_magnitude_is_the_sum_of_absolute_terms():
     assert bool((mag >= ref).all()) and float((mag - ref).abs().max()) < 1e-12
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")      # inductor's own imports
 def test_inductor_gradients_are_the_eager_ones():
     """torch.compile's default back-end: output and gradients within the bounds of eager mode's.
 
