@@ -432,3 +432,42 @@ def test_dropped_heads_certified_and_in_torch():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_docs_and_readme_examples_run(capsys):
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "lower_bound.md").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    blocks += [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "heads_lower_bound" in b]
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "example", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "9 9" and lines[2].startswith("6 ") and lines[3] == "9"
+    assert float(lines[1].split()[0]) > 0 and float(lines[4]) > 0
+
+
+def test_demonstration_script_runs_and_respects_the_bound():
+    """A short run of benchmarks/lower_bound_demo.py (the full run is minutes, out of the suite)."""
+    torch = pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "lower_bound_demo.py"
+    spec = importlib.util.spec_from_file_location("lower_bound_demo", path)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = demo.run(n_kernels=1, steps=5, restarts=2, seed=1, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["n_heads"] for r in rows] == list(range(1, 10))
+    assert all(r["best"] >= r["bound"] * (1 - 1e-9) for r in rows)
+    assert rows[-1]["bound"] == 0.0 and all(r["bound"] > 0 for r in rows[:-1])
+    assert "| 9 |" in demo.table(rows)

@@ -50,7 +50,8 @@ class ConvAttention:
     bias : ndarray or None, shape ``(d_out,)``
     kernel_indices : ndarray of int, shape ``(n_heads,)``
         The raster (C-order) kernel index whose slice ``W_Δ`` head ``h`` carries;
-        ``arange(n_heads)`` when every kernel index has its head.
+        ``arange(n_heads)`` when every kernel index has its head, the indices of
+        the non-zero slices with ``conv_to_mhsa(..., drop_zero_heads=True)``.
     rank_tol : float or None
         The rank tolerance of the split (None: numpy's rule); see
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.

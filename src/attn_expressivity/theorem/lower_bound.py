@@ -305,8 +305,8 @@ def shift_gram(config: ConvConfig, image_size: tuple[int, ...]) -> tuple[list[li
         elif _is_singular(g):
             raise ShapeError(
                 f"the image is too small for the theorem: along spatial axis {axis} (image size "
-                f"{size}, padding {pad}, stride {s}, dilation {d}) the {config.padding_mode!r} "
-                f"padding makes different taps read the same pixels at every output, so the shift "
+                f"{size}, padding {pad}, stride {s}, dilation {d}) the taps that leave the image "
+                f"under {config.padding_mode!r} padding read pixels other taps read, and the shift "
                 f"matrices are linearly dependent (per-axis Gram matrix {g} is singular)"
             )
         grams.append(g)
