@@ -154,16 +154,19 @@ def _progress(total: int, enabled: bool):
 
 
 def table(rows: list[dict]) -> str:
-    """Markdown: per head count, the bound and the best error (mean and range over kernels)."""
-    lines = ["| N_h | lower bound (mean) | best error reached (mean) | best / bound (min over kernels) |",
+    """Markdown: per head count, the bound and the best error (mean over kernels), and their ratio."""
+    def fmt(v: float) -> str:
+        return f"{v:.4f}" if v == 0 or v >= 1e-3 else f"{v:.1e}"
+
+    lines = ["| $N_h$ | lower bound (mean) | best error reached (mean) | best / bound (min … max) |",
              "| ---: | ---: | ---: | ---: |"]
     for n in sorted({r["n_heads"] for r in rows}):
         sel = [r for r in rows if r["n_heads"] == n]
         bound = float(np.mean([r["bound"] for r in sel]))
         best = float(np.mean([r["best"] for r in sel]))
         ratios = [r["best"] / r["bound"] for r in sel if r["bound"] > 0]
-        ratio = f"{min(ratios):.2f}" if ratios else "— (bound 0)"
-        lines.append(f"| {n} | {bound:.4f} | {best:.4f} | {ratio} |")
+        ratio = f"{min(ratios):.2f} … {max(ratios):.2f}" if ratios else "— (bound 0)"
+        lines.append(f"| {n} | {fmt(bound)} | {fmt(best)} | {ratio} |")
     return "\n".join(lines)
 
 
