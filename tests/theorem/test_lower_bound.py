@@ -126,13 +126,18 @@ def test_rank_tolerance_is_used_and_validated():
 # --------------------------------------------------------------------------- heads_lower_bound
 
 
-@given(cfg=conv_configs(ndim=(1, 2), max_channels=3), data=st.data())
-def test_singular_values_are_those_of_the_conv_operator(cfg, data):
-    x = data.draw(images(cfg, max_extra=3))
-    size = x.shape[:-1]
+def _draw_instance(cfg, data):
+    """An image size that fits ``cfg``, a Gaussian kernel and the convolution options."""
+    size = data.draw(images(cfg, max_extra=3)).shape[:-1]
     w = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal(
         cfg.kernel_size + (cfg.d_in // cfg.groups, cfg.d_out))
-    opts = conv_options(cfg)
+    return size, w, conv_options(cfg)
+
+
+
+@given(cfg=conv_configs(ndim=(1, 2), max_channels=3), data=st.data())
+def test_singular_values_are_those_of_the_conv_operator(cfg, data):
+    size, w, opts = _draw_instance(cfg, data)
     dependent = np.linalg.matrix_rank(shift_matrices(cfg.kernel_size, size, **opts).reshape(
         math.prod(cfg.kernel_size), -1)) < math.prod(cfg.kernel_size)
     if dependent:                                    # the theorem does not apply: refused
@@ -146,7 +151,7 @@ def test_singular_values_are_those_of_the_conv_operator(cfg, data):
     assert np.abs(ref[:k] - b.singular_values).max() <= tol
     assert np.abs(ref[k:]).max(initial=0.0) <= tol                         # nothing else
     assert b.total == pytest.approx(np.linalg.norm(ref), rel=1e-12)        # n_heads = 0
-    assert b.output_size == conv(x, w, **opts).shape[:-1]
+    assert b.output_size == conv(np.zeros(size + (cfg.d_in,)), w, **opts).shape[:-1]
 
 
 def test_counts_with_zero_padding_stride_and_dilation():
@@ -243,11 +248,7 @@ def test_least_squares_positional_heads_never_beat_the_bound(cfg, data):
 @given(cfg=conv_configs(ndim=(1, 2), max_channels=3), data=st.data())
 def test_bound_is_attained_by_signed_combinations_of_shifts(cfg, data):
     """Eckart–Young's minimiser: ``P_h = Σ_Δ (F^{-T} a_h)_Δ S_Δ``, ``M_h = σ_h mat(v_h)`` attains it."""
-    x = data.draw(images(cfg, max_extra=3))
-    size = x.shape[:-1]
-    w = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal(
-        cfg.kernel_size + (cfg.d_in // cfg.groups, cfg.d_out))
-    opts = conv_options(cfg)
+    size, w, opts = _draw_instance(cfg, data)
     s_mats = shift_matrices(cfg.kernel_size, size, **opts)                 # (n, n_out, n_in)
     n = s_mats.shape[0]
     gram = np.einsum("iop,jop->ij", s_mats, s_mats)
