@@ -158,7 +158,9 @@ def min_heads(weight: np.ndarray, *, rank_tol: float | None = None, **conv_optio
     ``lower = r(W) = rank U(W)``, the rank of the matrix whose rows are the
     vectorised kernel slices ``vec(W_Δ)`` (block diagonal for grouped kernels): an
     attention layer with fewer heads, whatever its encoding and content weights,
-    does not equal the convolution for every input (``docs/lower_bound.md``).
+    does not equal the convolution for every input on an image on which every
+    shift is seen (``docs/lower_bound.md``; :func:`heads_lower_bound` refuses the
+    images on which it is not).
     ``upper`` is the number of slices that are not exactly zero: dropping the
     heads of the others (``conv_to_mhsa(..., drop_zero_heads=True)``) still
     expresses the convolution. For a generic kernel with
