@@ -40,6 +40,12 @@ Proof. by rewrite /dotr -big_split; apply: eq_bigr => i _; rewrite mxE mulrDr. Q
 Lemma dotrNr x y : dotr x (- y) = - dotr x y.
 Proof. by rewrite /dotr -sumrN; apply: eq_bigr => i _; rewrite mxE mulrN. Qed.
 
+Lemma dotrNl x y : dotr (- x) y = - dotr x y.
+Proof. by rewrite dotrC dotrNr dotrC. Qed.
+
+Lemma sqnormN x : sqnorm (- x) = sqnorm x.
+Proof. by rewrite /sqnorm dotrNl dotrNr opprK. Qed.
+
 Lemma dotrBr x y z : dotr x (y - z) = dotr x y - dotr x z.
 Proof. by rewrite dotrDr dotrNr. Qed.
 
@@ -92,6 +98,15 @@ Qed.
 Lemma posRB (p p' : pos D) : posR R (p - p') = posR R p - posR R p'.
 Proof. by apply/rowP => i; rewrite !mxE mulrzBr. Qed.
 
+Lemma posRN (p : pos D) : posR R (- p) = - posR R p.
+Proof. by apply/rowP => i; rewrite !mxE mulrNz. Qed.
+
+Lemma sqnorm0 : sqnorm (0 : 'rV[R]_D) = 0.
+Proof. exact: dotr0. Qed.
+
+Lemma posR0 : posR R (0 : pos D) = 0.
+Proof. by apply/rowP => i; rewrite !mxE mulr0z. Qed.
+
 Corollary lemma2_pos (alpha : R) (Delta k q : pos D) :
   dotr (head_vec alpha (posR R Delta)) (enc_quad (posR R (k - q))) =
   - alpha * sqnorm (posR R (k - (q + Delta))) + alpha * sqnorm (posR R Delta).
@@ -100,6 +115,42 @@ rewrite lemma2 -posRB opprD addrA; ring.
 Qed.
 
 End Lemma2.
+
+(** ** The quadratic term is needed
+
+    With the linear encoding [r_delta = delta] no head vector [v] and
+    constant [c] give [v . delta + c = - alpha |delta - Delta|^2] at every
+    integer offset, unless [alpha = 0]: the paper's remark that the
+    Gaussian score needs the quadratic entry of [r_delta]. *)
+
+Section LinearFails.
+Variables (R : numFieldType) (D : nat).
+
+Lemma sqnorm_unit : sqnorm (delta_mx 0 0 : 'rV[R]_D.+1) = 1.
+Proof.
+rewrite /sqnorm /dotr (bigD1 0) //= big1 => [|i /negPf ne]; rewrite !mxE ?ne ?mulr0 //.
+by rewrite eqxx mulr1 addr0.
+Qed.
+
+Theorem linear_encoding_fails (alpha c : R) (v Delta : 'rV[R]_D.+1)
+    (Hfit : forall delta : pos D.+1,
+       dotr v (posR R delta) + c = - alpha * sqnorm (posR R delta - Delta)) :
+  alpha = 0.
+Proof.
+pose e : pos D.+1 := delta_mx 0 0.
+have eE : posR R e = delta_mx 0 0.
+  by apply/rowP => i; rewrite !mxE; case: (_ && _).
+have h1 := Hfit e; have h2 := Hfit (- e); have h0 := Hfit 0.
+rewrite posRN eE dotrNr in h2; rewrite eE in h1; rewrite posR0 dotr0 add0r in h0.
+rewrite !sqnormB in h1 h2 h0.
+rewrite sqnormN dotrNl in h2; rewrite sqnorm0 dot0r in h0.
+have E1 : (dotr v (delta_mx 0 0) + c) + (- dotr v (delta_mx 0 0) + c) - 2%:R * c = 0 by ring.
+rewrite h1 h2 h0 sqnorm_unit in E1.
+have : - alpha * 2%:R = 0 by rewrite -E1; ring.
+by move/eqP; rewrite mulf_eq0 pnatr_eq0 orbF oppr_eq0 => /eqP.
+Qed.
+
+End LinearFails.
 
 (** ** Softmax ignores a constant *)
 

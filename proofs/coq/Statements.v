@@ -190,6 +190,14 @@ Check (@Lemma2.lemma2_softmax :
   softmax e keys (fun k => dotr (head_vec alpha (posR F Delta)) (enc_quad (posR F (k - q))))
   =1 softmax e keys (fun k => - alpha * sqnorm (posR F (k - (q + Delta))))).
 
+(** The quadratic term is needed: a linear encoding [r_delta = delta] cannot
+    give the Gaussian score unless [alpha = 0]. *)
+Check (@Lemma2.linear_encoding_fails :
+  forall (R : numFieldType) (D : nat) (alpha c : R) (v Delta : 'rV[R]_D.+1)
+    (Hfit : forall delta : pos D.+1,
+       dotr v (posR R delta) + c = - alpha * sqnorm (posR R delta - Delta)),
+  alpha = 0).
+
 (** The appendix's anisotropic encoding in 2-D, [Lambda = Sigma^-1] symmetric. *)
 Check (@Lemma2.lemma2_aniso :
   forall (R : numFieldType) (Lambda : 'M[R]_2) (Delta delta : 'rV[R]_2)
@@ -209,6 +217,14 @@ Check (@Concentration.concentration :
   \sum_(k <- keys | k != t)
       softmax expR keys (fun k => - alpha * sqnorm (posR R (k - t))) k
   <= leak alpha D).
+
+(** The lattice sum over distinct integer offsets factorises through a box:
+    at most [theta_N(alpha)^D]. *)
+Check (@Concentration.sum_gauss_box :
+  forall (R : realType) (D : nat) (alpha : R) (keys : seq (pos D)) (t : pos D) (N : nat)
+    (Hkeys : uniq keys)
+    (HN : forall (k : pos D) (a : 'I_D), k \in keys -> leq (absz ((k - t : pos D) 0 a)) N),
+  \sum_(k <- keys) expR (- alpha * sqnorm (posR R (k - t))) <= theta_partial alpha N ^+ D).
 
 Check (@Concentration.theta_cvg :
   forall (R : realType) (alpha : R) (Halpha : 0 < alpha),
