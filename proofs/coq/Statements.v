@@ -143,6 +143,11 @@ Check (@Lemma1.lemma1_weights :
   exists (w_val : 'I_nh -> 'M[F]_(din, dh)) (w_out : 'M[F]_(\sum_(h < nh) dh, dout)),
     forall h, w_val h *m out_block w_out h = W (kernel_of_head h)).
 
+(** The paper's remark: a head's product [W_val^(h) W_out^(h)] has rank at most [d_head]. *)
+Check (@Lemma1.rank_val_out :
+  forall (F : fieldType) (m n dh : nat) (V : 'M[F]_(m, dh)) (O : 'M[F]_(dh, n)),
+  (\rank (V *m O) <= dh)%N).
+
 (** The paper's condition [d_head >= d_out]. *)
 Check (@Lemma1.lemma1_weights_dout :
   forall (F : fieldType) (din dout dh nh : nat) (K : finType)

@@ -18,6 +18,7 @@ sympy, ``import attn_expressivity`` does not. Two things live here:
   :func:`coq_check` runs ``proofs/coq/check``.
 """
 
+from .proof.coq import CoqReport, CoqTheorem, coq_check, find_coq_development
 from .proof.derive import (
     MAX_NDIM,
     Derivation,
@@ -32,7 +33,6 @@ from .proof.derive import (
     offset_symbols,
     precision_symbols,
 )
-from .proof.coq import CoqReport, CoqTheorem, coq_check, find_coq_development
 from .proof.documents import derivation_document
 from .proof.obligation import (
     Obligation,

@@ -395,13 +395,14 @@ def _factorisation() -> Obligation:
         sp.Sum(sp.exp(-alpha * n**2), (n, -N, N)) ** 2, evaluate=False)
     return Obligation(
         "leak.factorisation", "Leak bound",
-        "Proved: on every finite box {−N … N}^D (D, N ∈ {1, 2, 3}) the sum of Π_i a_{z_i} equals "
+        "Checked: on every finite box {−N … N}^D (D, N ∈ {1, 2, 3}) the sum of Π_i a_{z_i} equals "
         "(Σ_n a_n)^D for symbolic a_n (the distributive law), and e^(−α‖z‖²) = Π_i e^(−α z_i²), "
-        "so Σ_box e^(−α‖z‖²) = (Σ_{|n|≤N} e^(−αn²))^D. Stated, not machine-checked: letting "
-        "N → ∞ (all terms positive, Σ_n e^(−αn²) < ∞ for α > 0) gives "
-        "Σ_{z∈Z^D} e^(−α‖z‖²) = θ₃(e^(−α))^D.",
+        "so Σ_box e^(−α‖z‖²) = (Σ_{|n|≤N} e^(−αn²))^D. For every D and N, and with "
+        "N → ∞ (θ₃ as the sum of its series), this is proved in Coq "
+        "(Concentration.sum_gauss_box, Concentration.theta_cvg).",
         statement, "expansion to zero (finite boxes, generic term values)", check, kind=CHECK,
-        scope="D, N ∈ {1, 2, 3}; all term values a_n", coq=COQ_LATTICE)
+        scope="D, N ∈ {1, 2, 3}; all term values a_n",
+        coq=COQ_LATTICE + ("Concentration.theta_cvg",))
 
 
 def _domination() -> Obligation:
@@ -427,7 +428,7 @@ def _domination() -> Obligation:
     theta = sp.Function("vartheta_3")(sp.exp(-alpha))
     return Obligation(
         "leak.domination", "Leak bound",
-        "Proved for D = 1 (K = 3, 4), D = 2 (K = 2, 3), D = 3 (K = 2), every target: with Lemma "
+        "Checked for D = 1 (K = 3, 4), D = 2 (K = 2, 3), D = 3 (K = 2), every target: with Lemma "
         "2's exact softmax, 1/p_Δ = Σ_keys e^(−α‖δ−Δ‖²) is a polynomial in q = e^(−α) dominated "
         "coefficient-wise by the box sum (Σ_{|n|≤K−1} q^(n²))^D (the offsets δ − Δ are distinct "
         "lattice points of that box). With the box sum ≤ θ₃(q)^D (positive tail) and "
