@@ -49,7 +49,8 @@ Lemma kernel_offset_bounds (i : kidx ks) a :
 Proof.
 rewrite mxE /pad_hi; set p := pad_lo ks ds a.
 have lt_i : (i a < ks a)%N := ltn_ord (i a).
-have le_p : (p <= ds a * (ks a).-1)%N by rewrite /p /pad_lo -{2}(odd_double_half (_ * _)) -addnn addnA leq_addl.
+have le_p : (p <= ds a * (ks a).-1)%N.
+  by rewrite /p /pad_lo -{2}(odd_double_half (_ * _)) -addnn addnA leq_addl.
 have le_id : (i a * ds a <= ds a * (ks a).-1)%N.
   by rewrite mulnC leq_mul2l -ltnS prednK ?lt_i ?orbT // (leq_ltn_trans _ lt_i).
 lia.

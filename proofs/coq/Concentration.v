@@ -146,7 +146,10 @@ Lemma theta_partial_le_theta alpha N : 0 < alpha -> theta_partial alpha N <= the
 Proof. by move=> a_gt0; apply: sup_ub (theta_has_ubound a_gt0) _ _; exists N. Qed.
 
 Lemma theta_ge1 alpha : 0 < alpha -> 1 <= theta alpha.
-Proof. by move=> a_gt0; apply: le_trans (theta_partial_ge1 alpha 0) (theta_partial_le_theta 0 a_gt0). Qed.
+Proof.
+move=> a_gt0.
+exact: le_trans (theta_partial_ge1 alpha 0) (theta_partial_le_theta 0 a_gt0).
+Qed.
 
 Lemma theta_le_closed alpha : 0 < alpha -> theta alpha <= theta_closed alpha.
 Proof.
@@ -278,7 +281,9 @@ Theorem concentration (alpha : R) (keys : seq (pos D)) (t : pos D)
 Proof.
 set s := fun k => - alpha * sqnorm (posR R (k - t)).
 set Z := \sum_(k <- keys) expR (s k).
-have st : expR (s t) = 1 by rewrite /s subrr /sqnorm /dotr big1 ?mulr0 ?expR0 // => a _; rewrite !mxE mul0r.
+have st : expR (s t) = 1.
+  rewrite /s subrr /sqnorm /dotr big1 ?mulr0 ?expR0 // => a _.
+  by rewrite !mxE mul0r.
 have ZE : Z = 1 + \sum_(k <- keys | k != t) expR (s k) by rewrite /Z (bigD1_seq t) //= st.
 have Z_ge1 : 1 <= Z by rewrite ZE ler_addl sumr_ge0 // => k _; apply/ltW/expR_gt0.
 have Z_gt0 : 0 < Z := lt_le_trans ltr01 Z_ge1.

@@ -85,7 +85,8 @@ Variables (keys : seq (pos D)) (s : pos D -> F) (k : pos D).
 Check (erefl : softmax e keys s k = e (s k) / \sum_(k' <- keys) e (s k')).
 Check (fun (P : mhsa_weights F din dout dk dp dh nh) (enc : pos D -> 'rV[F]_dp) X q =>
   erefl : mhsa e keys P enc X q =
-          mhsa_att keys (fun h q => softmax e keys (score P enc X h q)) (w_val P) (w_out P) (b_out P) X q).
+          mhsa_att keys (fun h q => softmax e keys (score P enc X h q))
+            (w_val P) (w_out P) (b_out P) X q).
 
 End SoftmaxDefinitions.
 

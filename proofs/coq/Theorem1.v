@@ -151,7 +151,8 @@ rewrite /layer /mhsa mhsa_att_sum (conv_heads offset Hbij) /=.
 have entryB (M1 M2 : 'rV[R]_dout) : M1 0 j - M2 0 j = (M1 - M2) 0 j by rewrite !mxE.
 rewrite entryB opprD addrACA subrr addr0 -sumrB summxE /data_factor mulr_sumr.
 apply: le_trans (ler_norm_sum _ _ _) _; apply: ler_sum => h _.
-set p := softmax expR keys (score (construction offset kernel_of_head w_val w_out b alpha) quad_enc X h q).
+set P := construction offset kernel_of_head w_val w_out b alpha.
+set p := softmax expR keys (score P quad_enc X h q).
 set y := fun k => (X k *m W (kernel_of_head h)) 0 j.
 have -> : ((\sum_(k <- keys) p k *: X k) *m w_val h *m out_block w_out h
            - X (q + Delta h) *m W (kernel_of_head h)) 0 j
