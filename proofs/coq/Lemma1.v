@@ -82,6 +82,12 @@ Variables (keys : seq (pos D)) (Hkeys : uniq keys).
 (** [Delta_h], the shift head [h] looks at. *)
 Definition shift_of_head (h : 'I_nh) : pos D := offset (kernel_of_head h).
 
+(** With distinct offsets ([Boxes.kernel_offset_inj] for a kernel box) one
+    head per kernel index is one head per shift: [shift_of_head] is a
+    bijection from the heads onto the shift set. *)
+Lemma shift_of_head_inj : injective offset -> injective shift_of_head.
+Proof. by move=> off_inj; apply: inj_comp off_inj (bij_inj Hbij). Qed.
+
 (** The convolution as a sum over heads. *)
 Lemma conv_heads (X : image R D din) q :
   conv offset W b X q =

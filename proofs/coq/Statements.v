@@ -136,6 +136,12 @@ Check (@Lemma1.lemma1 :
     (Honehot : forall h k, k \in keys -> att h q k = (k == q + offset (kernel_of_head h))%:R),
   mhsa_att keys att w_val w_out b X q = conv offset W b X q).
 
+(** One head per kernel index is one head per shift when the offsets are distinct. *)
+Check (@Lemma1.shift_of_head_inj :
+  forall (D nh : nat) (K : finType) (offset : K -> pos D) (kernel_of_head : 'I_nh -> K)
+    (Hbij : bijective kernel_of_head) (Hoff : injective offset),
+  injective (shift_of_head offset kernel_of_head)).
+
 (** Value/output matrices exist as soon as [d_head >= rank W_Delta] for every shift. *)
 Check (@Lemma1.lemma1_weights :
   forall (F : fieldType) (din dout dh nh : nat) (K : finType)
