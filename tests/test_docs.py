@@ -166,6 +166,14 @@ def test_coq_page_lists_every_audited_theorem():
     assert all(cells[2] == f"`{cells[1].strip('`').split('.')[0]}.v`" for cells in table)
 
 
+def test_readme_names_audited_coq_theorems():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Machine-checked proofs (Coq)", 1)[1].split("\n## ", 1)[0]
+    names = [f"{m}.{n}" for m, n in _COQ.findall(section) if n != "v"]
+    assert names and set(names) <= _coq_theorems(), sorted(set(names) - _coq_theorems())
+    assert "proofs/coq/check" in section and "attn-expressivity prove --coq" in section
+
+
 def test_role_pattern_sees_a_missing_name():
     # the checks above are only as good as the parser: a planted bad name must fail
     row = ["x", "y", "{func}`~attn_expressivity.no_such_function`", "", "", ""]
