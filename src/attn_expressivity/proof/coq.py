@@ -113,7 +113,8 @@ class CoqReport:
             elif not t.assumptions:
                 found = "closed"
             else:
-                found = f"{len(t.assumptions)} axioms ({t.allowed})"
+                n = len(t.assumptions)
+                found = f"{n} axiom{'s' if n != 1 else ''} ({t.allowed})"
             line = f"{t.status}  {t.name.ljust(width)}  {found.ljust(22)}  {t.statement}"
             lines.append(line + (f"  [{t.why}]" if t.why else ""))
         lines.append(f"{self.passed} passed, {len(self.theorems) - self.passed} failed")
