@@ -46,7 +46,7 @@ _SEED = 20200426  # fixed, so the numeric cross-checks are reproducible
 
 # The Coq theorems (proofs/coq, Module.name) that prove each general statement.
 COQ_LEMMA1 = ("Lemma1.lemma1",)
-COQ_SHIFTS = ("Boxes.card_kidx", "Boxes.kernel_offset_inj")
+COQ_SHIFTS = ("Boxes.card_kidx", "Boxes.kernel_offset_inj", "Lemma1.shift_of_head_inj")
 COQ_LEMMA2 = ("Lemma2.lemma2",)
 COQ_LINEAR = ("Lemma2.linear_encoding_fails",)
 COQ_ANISO = ("Lemma2.lemma2_aniso",)
