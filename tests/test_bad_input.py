@@ -174,6 +174,8 @@ CLI_ROWS = [
     ("derive", "zero/negative size", "derive --ndim 0", "exit 2", r"ndim"),
     ("prove", "unknown claim", "prove --claim Lemma9", "exit 2", r"unknown claim\(s\) \['Lemma9'\]"),
     ("prove", "output file that cannot be written", "prove --latex no-such-folder/x.tex", "exit 2", r"No such file or directory: 'no-such-folder/x.tex'"),
+    ("prove", "--coq with an option of the sympy obligations", "prove --coq --claim Lemma1", "exit 2", r"--claim applies to the sympy obligations, not to --coq"),
+    ("prove", "--coq-dir without --coq", "prove --coq-dir proofs/coq", "exit 2", r"--coq-dir needs --coq"),
     ("verify", "α too large for float64", "verify --alpha 1e308", "exit 2", r"`alpha` = 1e\+308 is too large"),
     ("alpha", "zero/negative size", "alpha --tolerance 1e-3 --ndim 0", "exit 2", r"--ndim: expected an integer from 1 to 3, got 0"),
     ("plot", "resolution out of range", "plot heads --out figures --dpi 100000", "exit 2", r"--dpi: expected an integer from 10 to 1200"),

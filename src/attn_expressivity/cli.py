@@ -9,6 +9,7 @@ stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -185,12 +186,20 @@ def _add_prove(sub: argparse._SubParsersAction) -> None:
                    help="write the derivation document (Markdown) to FILE")
     p.add_argument("--latex", metavar="FILE", default=None,
                    help="write the derivation document (LaTeX) to FILE")
+    p.add_argument("--coq", action="store_true",
+                   help="instead, run the Coq development's check (proofs/coq/check: build from "
+                        "clean, no Admitted/Axiom, Print Assumptions on an allowlist) and print "
+                        "its theorem table; needs Coq with MathComp and mathcomp-analysis")
+    p.add_argument("--coq-dir", metavar="DIR", default=None,
+                   help="the Coq development for --coq (default: proofs/coq of the source checkout)")
     p.set_defaults(run=_run_prove)
 
 
 def _run_prove(args: argparse.Namespace) -> int:
     from . import symbolic
 
+    if args.coq or args.coq_dir is not None:
+        return _run_prove_coq(args)
     outputs = [(path, fmt) for path, fmt in ((args.markdown, "markdown"), (args.latex, "latex"))
                if path is not None]
     handles = [(open(path, "w", encoding="utf-8"), fmt) for path, fmt in outputs]  # fail early
@@ -199,6 +208,25 @@ def _run_prove(args: argparse.Namespace) -> int:
         with fh:
             fh.write(symbolic.derivation_document(report, fmt=fmt))
     print(report.to_json() if args.json else report.table(details=args.details))
+    return EXIT_OK if report.holds else EXIT_FAIL
+
+
+def _run_prove_coq(args: argparse.Namespace) -> int:
+    from . import symbolic
+
+    if not args.coq:
+        raise _UsageError("attn-expressivity prove: error: --coq-dir needs --coq")
+    other = [flag for flag, given in (("--claim", args.claim is not None), ("--details", args.details),
+                                      ("--markdown", args.markdown is not None),
+                                      ("--latex", args.latex is not None)) if given]
+    if other:
+        raise _UsageError(f"attn-expressivity prove: error: {', '.join(other)} applies to the "
+                          "sympy obligations, not to --coq")
+    report = symbolic.coq_check(args.coq_dir)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        print(report.table())
     return EXIT_OK if report.holds else EXIT_FAIL
 
 
