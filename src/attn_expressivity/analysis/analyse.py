@@ -218,6 +218,9 @@ def _analyse(reading: Reading, g: tuple[int, ...], tokens: np.ndarray | None, x:
     if reading.forms is not None:
         read = read_forms(reading.forms)
         centres, alphas, iso = read["centres"], read["alphas"], read["isotropic"]
+        if reading.beta != 1.0:             # softmax(β s): the width is β α (β = ∞: hard attention)
+            with np.errstate(invalid="ignore"):
+                alphas = np.where(alphas > 0, alphas * reading.beta, alphas)
         source = ["quadratic"] * H
     else:
         centres, alphas, iso, source = np.full((H, D), np.nan), np.full(H, np.nan), np.zeros(H, bool), []

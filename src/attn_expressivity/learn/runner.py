@@ -31,7 +31,7 @@ __all__ = ["EXPERIMENTS", "PAPER_TABLE1", "run_all", "run_one", "table1"]
 EXPERIMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "teacher_dilated": ("teacher", {"kernel_size": 3, "dilation": 2, "heads": 16}),
     "teacher_dilated_sampled": ("teacher", {"kernel_size": 3, "dilation": 2, "heads": 16,
-                                            "objective": "sampled", "batch": 8}),
+                                            "objective": "sampled", "batch": 8, "steps": 1500}),
     "teacher_dilated_9": ("teacher", {"kernel_size": 3, "dilation": 2, "heads": 9}),
     "teacher_plain": ("teacher", {"kernel_size": 3, "dilation": 1, "heads": 9}),
     "teacher_5x5_9": ("teacher", {"kernel_size": 5, "dilation": 1, "heads": 9}),

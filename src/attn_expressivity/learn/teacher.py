@@ -58,7 +58,7 @@ class TeacherConfig:
     image: int = 16
     heads: int = 16
     d_head: int | None = None          # None: channels (the paper's d_head = d_out)
-    steps: int = 3000
+    steps: int = 2000
     lr: float = 0.02
     objective: str = "population"       # or "sampled"
     batch: int = 16
