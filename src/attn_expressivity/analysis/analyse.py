@@ -37,11 +37,22 @@ def _is_torch_multihead(layer: object) -> bool:
     return isinstance(layer, torch.nn.MultiheadAttention)
 
 
+def _grid_of_tokens(x: object, mask: object) -> tuple[int, ...] | None:
+    """The trailing spatial axes of ``x`` that hold the mask's tokens (the fewest that do)."""
+    shape, n = np.shape(x), np.shape(mask)[-1] if np.ndim(mask) else 0
+    for k in range(1, len(shape)):
+        if math.prod(shape[-1 - k:-1]) == n:
+            return tuple(shape[-1 - k:-1])
+    return None
+
+
 def read_layer(layer: object, *, mask: object = None, grid: object = None,
-               components: Sequence[str] | None = None, ndim: int | None = None) -> Reading:
+               components: Sequence[str] | None = None, ndim: int | None = None,
+               x: object = None) -> Reading:
     """The :class:`~attn_expressivity.analysis.readers.Reading` of any supported layer.
 
-    See :func:`analyse_attention` for the accepted layers and arguments.
+    See :func:`analyse_attention` for the accepted layers and arguments (``x``
+    gives the grid of a mask's tokens when ``grid`` does not).
     """
     if mask is not None and not _is_torch_multihead(layer):
         raise ParameterValueError("`mask` goes with a torch.nn.MultiheadAttention only")
@@ -62,6 +73,8 @@ def read_layer(layer: object, *, mask: object = None, grid: object = None,
                 "a torch.nn.MultiheadAttention is read with its additive positional `mask` "
                 "(shape (n, n) or (n_heads, n, n) over the n tokens of the grid)"
             )
+        if grid is None and x is not None:
+            grid = _grid_of_tokens(x, mask)
         reading = read_torch_multihead(layer, mask, grid)
     elif isinstance(layer, (np.ndarray, list, tuple)):
         reading = read_coefficients(layer, components, ndim)
@@ -202,7 +215,7 @@ def analyse_attention(layer: Any, *, x: object = None, grid: object = None, mask
     """
     if window is not None:
         window = as_int(window, "window", minimum=0)
-    reading = read_layer(layer, mask=mask, grid=grid, components=components, ndim=ndim)
+    reading = read_layer(layer, mask=mask, grid=grid, components=components, ndim=ndim, x=x)
     g, tokens = _inputs(reading, x, grid)
     if reading.content is not None and tokens is None:
         raise ParameterValueError(
@@ -283,7 +296,7 @@ def attention_maps_of(layer: Any, query: Sequence[int], *, grid: object = None, 
     >>> p.shape, divmod(int(p[0].argmax()), 5)
     ((9, 5, 5), (1, 1))
     """
-    reading = read_layer(layer, mask=mask, grid=grid, components=components)
+    reading = read_layer(layer, mask=mask, grid=grid, components=components, x=x)
     g, tokens = _inputs(reading, x, grid)
     if reading.content is not None and tokens is None:
         raise ParameterValueError("this attention depends on the input: pass one image `x`")

@@ -141,7 +141,7 @@ def quadratic_head_vectors(shifts: np.ndarray, alpha: float | np.ndarray) -> np.
             f"`shifts` must be an integer or float array of shape (n_heads, D), got {s.dtype} {s.shape}"
         )
     if s.dtype.kind == "f" and not np.isfinite(s).all():
-        raise NonFiniteError(f"`shifts` must hold only finite centres, got {s[~np.isfinite(s)][0]!r}")
+        raise NonFiniteError(f"`shifts` must hold only finite centres, got {float(s[~np.isfinite(s)][0])!r}")
     if alphas.ndim == 1 and alphas.shape != (s.shape[0],):
         raise ShapeError(f"`alpha` must be a number or have shape ({s.shape[0]},) (one per head), "
                          f"got shape {alphas.shape}")

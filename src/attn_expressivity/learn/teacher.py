@@ -136,7 +136,8 @@ def train_teacher(cfg: TeacherConfig, *, show_progress: bool = False) -> dict[st
     Returns
     -------
     dict
-        ``config``; ``relative_mse`` (exact, see the module docstring); ``lower_bound``
+        ``config``; ``relative_mse`` (exact, see the module docstring) and
+        ``initial_relative_mse`` (before training); ``lower_bound``
         (Eckart–Young); ``teacher_shifts``; final ``centres``, ``alphas``; ``match``:
         per teacher offset the nearest head and its distance, and ``worst_match``;
         ``window_mass`` per head (inside the teacher's reach, from
@@ -155,6 +156,9 @@ def train_teacher(cfg: TeacherConfig, *, show_progress: bool = False) -> dict[st
     opt = torch.optim.Adam(layer.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     trajectory, losses = [layer.centres.detach().numpy().copy()], []
+    with torch.no_grad():
+        err, norm = population_error(layer, slices, shifts, cfg.image, margin)
+        initial = float(err / norm)
     t0 = time.perf_counter()
     for step in progress(range(cfg.steps), show_progress, f"teacher K={cfg.kernel_size} d={cfg.dilation} "
                          f"H={cfg.heads} seed {cfg.seed}"):
@@ -177,7 +181,7 @@ def train_teacher(cfg: TeacherConfig, *, show_progress: bool = False) -> dict[st
     read = analyse_attention(layer, grid=(cfg.image, cfg.image), window=reach)
     dist = np.linalg.norm(centres[None, :, :] - shifts[:, None, :], axis=-1)   # (S, H)
     return {
-        "config": asdict(cfg), "relative_mse": float(err / norm),
+        "config": asdict(cfg), "relative_mse": float(err / norm), "initial_relative_mse": initial,
         "lower_bound": eckart_young_bound(slices.numpy(), cfg.heads),
         "teacher_shifts": shifts.tolist(), "centres": centres.tolist(),
         "alphas": layer.alphas.detach().numpy().tolist(),
