@@ -336,7 +336,9 @@ def _add_learn(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=_int_between(1, 64), default=1,
                    help="with --all: runs at a time, one process and one thread each (default 1)")
     p.add_argument("--content", action="store_true",
-                   help="with --all: also the learned + content classifier (about ten times the cost)")
+                   help="with --all: also the learned + content classifier (about forty times the cost)")
+    p.add_argument("--content-seeds", type=_int_between(1, 100), default=None,
+                   help="with --content: on the first N seeds only (default: every seed)")
     p.add_argument("--steps", type=_int_between(1, 10**6), default=None, help="training steps (default: the experiment's)")
     p.add_argument("--kernel-size", type=_int_between(1, 9), default=3, help="teacher: kernel size (default 3)")
     p.add_argument("--dilation", type=_int_between(1, 7), default=2, help="teacher: dilation (default 2)")
@@ -364,6 +366,7 @@ def _run_learn(args: argparse.Namespace) -> int:
 
         overrides = {"teacher": {"steps": args.steps}, "classify": {"steps": args.steps}} if args.steps else {}
         summary = run_all(args.out, seeds=args.seeds, jobs=args.jobs, content=args.content,
+                          content_seeds=args.content_seeds,
                           show_progress=not args.quiet, overrides=overrides,
                           log=lambda line: print(line, file=sys.stderr))
         if args.json:
