@@ -32,7 +32,7 @@ from ..analysis import analyse_attention, attention_maps_of
 from ..errors import ParameterValueError
 from .criteria import neighbour_heads
 from .data import texture_patches
-from .models import ConvBlockLayer, Network, QuadraticAttention, RelativeAttention
+from .models import ConvBlockLayer, Network, QuadraticAttention, RelativeAttention, flush_denormals
 from .progress import progress
 
 __all__ = ["MODELS", "ClassifyConfig", "build_network", "train_classifier"]
@@ -147,7 +147,6 @@ def train_classifier(cfg: ClassifyConfig, *, show_progress: bool = False,
     """
     cfg.check()
     torch.set_num_threads(1)
-    torch.set_flush_denormal(True)          # far keys' weights underflow: subnormals are slow
     gen = torch.Generator().manual_seed(cfg.seed)
     perm = None
     if cfg.model == "shuffled":
@@ -168,19 +167,20 @@ def train_classifier(cfg: ClassifyConfig, *, show_progress: bool = False,
     trajectory = [[m.centres.detach().cpu().numpy().copy() for m in quadratic]]
     losses, order, pos = [], torch.randperm(len(x_tr), generator=gen), 0
     t0 = time.perf_counter()
-    for step in progress(range(cfg.steps), show_progress, f"classify {cfg.model} seed {cfg.seed}"):
-        if pos + cfg.batch > len(order):
-            order, pos = torch.randperm(len(x_tr), generator=gen), 0
-        idx = order[pos:pos + cfg.batch]
-        pos += cfg.batch
-        loss = F.cross_entropy(net(x_dev[idx.to(cfg.device)]), y_dev[idx.to(cfg.device)])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (step + 1) % cfg.record_every == 0:
-            trajectory.append([m.centres.detach().cpu().numpy().copy() for m in quadratic])
-            losses.append(float(loss.detach()))
+    with flush_denormals():               # far keys' weights underflow: subnormals are slow
+        for step in progress(range(cfg.steps), show_progress, f"classify {cfg.model} seed {cfg.seed}"):
+            if pos + cfg.batch > len(order):
+                order, pos = torch.randperm(len(x_tr), generator=gen), 0
+            idx = order[pos:pos + cfg.batch]
+            pos += cfg.batch
+            loss = F.cross_entropy(net(x_dev[idx.to(cfg.device)]), y_dev[idx.to(cfg.device)])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            if (step + 1) % cfg.record_every == 0:
+                trajectory.append([m.centres.detach().cpu().numpy().copy() for m in quadratic])
+                losses.append(float(loss.detach()))
     seconds = time.perf_counter() - t0
     net = net.cpu()
     layers = _read_layers(net, x_te[:: max(1, len(x_te) // 8)][:8])

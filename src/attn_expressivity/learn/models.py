@@ -22,6 +22,8 @@ layer as a float64 :class:`~attn_expressivity.MultiHeadSelfAttention`, so
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -33,7 +35,23 @@ from ..attention.layer import MultiHeadSelfAttention
 from ..errors import ParameterValueError
 from ..theorem.construction import centres_to_mhsa
 
-__all__ = ["ConvBlockLayer", "Network", "QuadraticAttention", "RelativeAttention", "axis_softmax"]
+__all__ = ["ConvBlockLayer", "Network", "QuadraticAttention", "RelativeAttention", "axis_softmax",
+           "flush_denormals"]
+
+
+@contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush subnormal floats to zero inside the block, and restore the default after it.
+
+    The weights of far keys underflow, and arithmetic on subnormal numbers is many
+    times slower on x86 processors. The setting is the processor's and applies to
+    numpy too, so it is switched off again (PyTorch's default) when the block ends.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def axis_softmax(scores: torch.Tensor) -> torch.Tensor:

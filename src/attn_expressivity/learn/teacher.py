@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from ..analysis import analyse_attention
 from ..convolution.shifts import shift_set
 from ..errors import ParameterValueError
-from .models import QuadraticAttention
+from .models import QuadraticAttention, flush_denormals
 from .progress import progress
 
 __all__ = ["TeacherConfig", "eckart_young_bound", "population_error", "train_teacher"]
@@ -130,6 +130,26 @@ def _sampled_loss(layer: QuadraticAttention, slices: torch.Tensor, cfg: TeacherC
     return ((y - target) ** 2).sum() / (target ** 2).sum()
 
 
+def _train(layer: QuadraticAttention, opt: Any, sched: Any, cfg: TeacherConfig, slices: torch.Tensor,
+           shifts: np.ndarray, margin: int, gen: torch.Generator, trajectory: list[np.ndarray],
+           losses: list[float], show_progress: bool) -> None:
+    """The optimisation loop of :func:`train_teacher` (records into ``trajectory`` and ``losses``)."""
+    for step in progress(range(cfg.steps), show_progress, f"teacher K={cfg.kernel_size} d={cfg.dilation} "
+                         f"H={cfg.heads} seed {cfg.seed}"):
+        opt.zero_grad()
+        if cfg.objective == "population":
+            err, norm = population_error(layer, slices, shifts, cfg.image, margin)
+            loss = err / norm
+        else:
+            loss = _sampled_loss(layer, slices, cfg, margin, gen)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % cfg.record_every == 0:
+            trajectory.append(layer.centres.detach().numpy().copy())
+            losses.append(float(loss.detach()))
+
+
 def train_teacher(cfg: TeacherConfig, *, show_progress: bool = False) -> dict[str, Any]:
     """Train the student on the teacher (one thread, seeded generators) and report where it went.
 
@@ -147,7 +167,6 @@ def train_teacher(cfg: TeacherConfig, *, show_progress: bool = False) -> dict[st
     """
     cfg.check()
     torch.set_num_threads(1)
-    torch.set_flush_denormal(True)          # far keys' weights underflow: subnormals are slow
     gen = torch.Generator().manual_seed(cfg.seed)
     slices, shifts = _teacher(cfg, gen)
     layer = QuadraticAttention(cfg.channels, cfg.channels, cfg.heads, cfg.d_head or cfg.channels,
@@ -160,20 +179,9 @@ def train_teacher(cfg: TeacherConfig, *, show_progress: bool = False) -> dict[st
         err, norm = population_error(layer, slices, shifts, cfg.image, margin)
         initial = float(err / norm)
     t0 = time.perf_counter()
-    for step in progress(range(cfg.steps), show_progress, f"teacher K={cfg.kernel_size} d={cfg.dilation} "
-                         f"H={cfg.heads} seed {cfg.seed}"):
-        opt.zero_grad()
-        if cfg.objective == "population":
-            err, norm = population_error(layer, slices, shifts, cfg.image, margin)
-            loss = err / norm
-        else:
-            loss = _sampled_loss(layer, slices, cfg, margin, gen)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if (step + 1) % cfg.record_every == 0:
-            trajectory.append(layer.centres.detach().numpy().copy())
-            losses.append(float(loss.detach()))
+    with flush_denormals():
+        _train(layer, opt, sched, cfg, slices, shifts, margin, gen, trajectory, losses, show_progress)
+    seconds = time.perf_counter() - t0
     with torch.no_grad():
         err, norm = population_error(layer, slices, shifts, cfg.image, margin)
     centres = layer.centres.detach().numpy()
@@ -191,5 +199,5 @@ def train_teacher(cfg: TeacherConfig, *, show_progress: bool = False) -> dict[st
         "window_mass": read.window_mass.tolist(), "mean_distance": read.mean_distance.tolist(),
         "nearest": read.nearest.tolist(), "shift_set": read.shift_set,
         "trajectory": np.array(trajectory).tolist(), "losses": losses,
-        "seconds": time.perf_counter() - t0, "layer": layer,
+        "seconds": seconds, "layer": layer,
     }
