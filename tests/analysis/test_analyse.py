@@ -207,3 +207,13 @@ def test_real_centres_keep_integer_behaviour_and_leak_bound_applies_only_on_inte
     report = analyse_attention(layer, grid=(9, 9))
     assert report.mass[0] < 1 - leak_bound(20.0, 2)          # off-grid: the bound is not a bound on it
     assert report.grid_distance[0] == pytest.approx(0.3)
+
+
+def test_statistics_do_not_depend_on_the_chunking():
+    rng = np.random.default_rng(11)
+    layer = centres_to_mhsa(rng.normal(0, 1.5, (4, 2)), rng.uniform(0.3, 5, 4), rng.standard_normal((4, 2, 2)),
+                            rng.standard_normal((8, 2)))
+    whole = analyse_attention(layer, grid=(7, 6), window=1)
+    chunked = analyse_attention(layer, grid=(7, 6), window=1, memory_budget=1)     # one query at a time
+    for name in ("mass", "mass_min", "mean_distance", "entropy", "window_mass"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-13, err_msg=name)

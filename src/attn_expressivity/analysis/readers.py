@@ -218,11 +218,10 @@ def read_torch_multihead(module: Any, mask: object, grid: object = None) -> Read
     bo = (module.out_proj.bias.detach().to(torch.float64).numpy() if module.out_proj.bias is not None
           else np.zeros(E))
     positions = np.indices(grid).reshape(D, n).T
-    index = {tuple(p): i for i, p in enumerate(positions.tolist())}
 
     def positional(q_pos: np.ndarray, k_pos: np.ndarray) -> np.ndarray:
-        qi = np.array([index[tuple(p)] for p in q_pos.tolist()], dtype=np.int64)
-        ki = np.array([index[tuple(p)] for p in k_pos.tolist()], dtype=np.int64)
+        qi = np.ravel_multi_index(tuple(q_pos.T), grid)                    # tokens in raster order
+        ki = np.ravel_multi_index(tuple(k_pos.T), grid)
         return m[:, qi][:, :, ki]
 
     content = None

@@ -88,7 +88,11 @@ def head_statistics(reading: Reading, grid: tuple[int, ...], tokens: np.ndarray 
     nearest = np.where(np.isfinite(centres), np.round(np.nan_to_num(centres)), 0).astype(np.int64)
     valid = np.isfinite(centres).all(axis=1)                                # (H,)
     inputs = [None] if reading.content is None or tokens is None else list(tokens)
-    d_extra = 0 if reading.content is None else (reading.mhsa.d_p if reading.mhsa is not None else 1)
+    # scratch per query and key: H weights and temporaries, and for content terms the
+    # encoded offsets (d_p) and their projections (H d_k) of the four-term score
+    d_extra = 0 if reading.content is None else (
+        (reading.mhsa.d_p + reading.n_heads * reading.mhsa.d_k) // reading.n_heads + 1
+        if reading.mhsa is not None else 1)
     chunk = _rows_per_chunk(reading, n, d_extra, budget)
     acc = {"dist": np.zeros(H), "ent": np.zeros(H), "cen": np.zeros((H, D)), "mass": np.zeros(H),
            "count": np.zeros(H), "min": np.full(H, np.inf), "win": np.zeros(H)}
