@@ -139,6 +139,14 @@ PY_ROWS = [
     ("scale_from_bound", "NaN/inf values", "scale_from_bound(W(3, 3, 2, 3), math.nan)", "ParameterValueError", r"`x_max` must be a finite number >= 0, got nan"),
     ("scale_from_bound", "negative bound", "scale_from_bound(W(3, 3, 2, 3), -1.0)", "ParameterValueError", r"`x_max` must be a finite number >= 0, got -1.0"),
     ("dtype_alpha_table", "unknown dtype", "dtype_alpha_table(dtypes=('float8',))", "ParameterValueError", r"`dtypes` must be some of .*got 'float8'"),
+    # the number of heads (Theorem 1 is tight)
+    ("min_heads", "tolerance < 0", "min_heads(W(3, 3, 2, 3), rank_tol=-1.0)", "ParameterValueError", r"`rank_tol` must be a finite number >= 0 or None, got -1.0"),
+    ("min_heads", "unknown option", "min_heads(W(3, 3, 2, 3), stide=2)", "ParameterTypeError", r"unknown convolution option\(s\) \['stide'\]"),
+    ("heads_lower_bound", "negative head count", "heads_lower_bound(W(3, 3, 2, 3), -1, 5)", "ParameterValueError", r"`n_heads` must be >= 0, got -1"),
+    ("heads_lower_bound", "wrong axes", "heads_lower_bound(W(3, 3, 2, 3), 2, (5, 5, 5))", "ShapeError", r"`image_size` must be an int or a sequence of 2 ints"),
+    ("heads_lower_bound", "image too small for the theorem", "heads_lower_bound(W(3, 3, 2, 3), 2, (1, 5))", "ShapeError", r"too small for the theorem: no output sees the shift -1 along spatial axis 0"),
+    ("heads_lower_bound", "image too small for the theorem", "heads_lower_bound(W(3, 2, 3), 2, 2, padding=2, padding_mode='circular')", "ShapeError", r"too small for the theorem: .* the shift matrices are linearly dependent"),
+    ("conv_to_mhsa", "non-bool flag", "conv_to_mhsa(W(3, 3, 2, 3), alpha=1, drop_zero_heads=1)", "ParameterTypeError", r"`drop_zero_heads` must be True or False, got int 1"),
     # torch interop (rows need torch; they are skipped without it)
     ("from_torch", "not a convolution module", "from_torch(42)", "ParameterTypeError", r"`module` must be a torch.nn.Conv1d, Conv2d or Conv3d, got int"),
     ("from_torch", "α < 0", "from_torch(torch.nn.Conv2d(2, 3, 3), alpha=-1)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),

@@ -39,6 +39,7 @@ API_ORDER = {
     "theorem.factorisation": "Lemma 1: value and output blocks",
     "theorem.construction": "Construction (Theorem 1)",
     "theorem.border": "The padding remark",
+    "theorem.lower_bound": "Theorem 1 is tight: the number of heads",
     "bounds": "Bounds",
     "bounds.leak": "Leak bound",
     "bounds.rounding": "Rounding",

@@ -39,6 +39,7 @@ from .errors import (
     UnsupportedConfigurationError,
 )
 from .theorem.construction import ConvAttention, centres_to_mhsa, conv_to_mhsa
+from .theorem.lower_bound import heads_lower_bound, min_heads
 from .verify import VerifyReport, verify
 
 __version__ = "0.1.0"
@@ -69,7 +70,9 @@ __all__ = [
     "conv_to_mhsa",
     "dtype_alpha_table",
     "from_torch",
+    "heads_lower_bound",
     "leak_bound",
+    "min_heads",
     "quadratic_encoding",
     "quadratic_head_vectors",
     "scale_factor",

@@ -9,7 +9,6 @@ from attn_expressivity import analyse_attention, conv  # noqa: E402
 from attn_expressivity.learn.models import QuadraticAttention, RelativeAttention  # noqa: E402
 from attn_expressivity.learn.teacher import (  # noqa: E402
     TeacherConfig,
-    eckart_young_bound,
     population_error,
     train_teacher,
 )
@@ -103,4 +102,3 @@ def test_eckart_young_bound_is_a_bound_on_the_trained_error():
     cfg = TeacherConfig(kernel_size=5, dilation=1, heads=4, image=10, channels=3, steps=60, seed=0)
     result = train_teacher(cfg)
     assert 0 < result["lower_bound"] <= result["relative_mse"]
-    assert eckart_young_bound(np.eye(4).reshape(4, 2, 2), 4) == 0.0

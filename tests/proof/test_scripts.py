@@ -40,7 +40,7 @@ def test_every_obligation_is_proved(report):
 def test_there_is_one_script_per_claim():
     names = {p.stem for p in SCRIPTS}
     assert names == {"lemma1_heads_as_shifts", "lemma2_quadratic_encoding", "anisotropic_encoding",
-                     "softmax_concentration", "leak_bound", "theorem1"}
+                     "softmax_concentration", "leak_bound", "theorem1", "heads_lower_bound"}
     readme = (ROOT / "proofs" / "README.md").read_text(encoding="utf-8")
     assert all(p.name in readme for p in SCRIPTS)
 

@@ -24,8 +24,8 @@ the teacher's expected squared output ``n_int Σ_Δ ‖W_Δ‖²``: exact, not s
 
 **Too few heads.** Any positional layer with ``H`` heads has relative MSE at
 least ``Σ_{i > H} σ_i² / Σ_i σ_i²`` of ``U(W)``, whose rows are ``vec(W_Δ)``
-(Eckart–Young; every interior query sees every shift, so the weights ``c_Δ``
-are all equal): reported as ``lower_bound``.
+(Eckart–Young, :func:`attn_expressivity.heads_lower_bound`; every interior query
+sees every shift, so the weights ``c_Δ`` are all equal): reported as ``lower_bound``.
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ from torch.nn import functional as F
 from ..analysis import analyse_attention
 from ..convolution.shifts import shift_set
 from ..errors import ParameterValueError
+from ..theorem.lower_bound import heads_lower_bound
 from .models import QuadraticAttention, flush_denormals
 from .progress import progress
 
-__all__ = ["TeacherConfig", "eckart_young_bound", "population_error", "train_teacher"]
+__all__ = ["TeacherConfig", "population_error", "train_teacher"]
 
 
 @dataclass(frozen=True)
@@ -81,18 +82,6 @@ class TeacherConfig:
         if not self.lr > 0:
             raise ParameterValueError(f"`lr` must be > 0, got {self.lr!r}")
         return self
-
-
-def eckart_young_bound(slices: np.ndarray, n_heads: int) -> float:
-    """``Σ_{i > H} σ_i² / Σ_i σ_i²`` of ``U(W)`` (rows ``vec(W_Δ)``): the least relative MSE with ``H`` heads.
-
-    Examples
-    --------
-    >>> eckart_young_bound(np.eye(4).reshape(4, 2, 2), 3)
-    0.25
-    """
-    s = np.linalg.svd(slices.reshape(slices.shape[0], -1), compute_uv=False)
-    return float((s[n_heads:] ** 2).sum() / (s ** 2).sum())
 
 
 def population_error(layer: QuadraticAttention, slices: torch.Tensor, shifts: np.ndarray,
@@ -184,13 +173,15 @@ def train_teacher(cfg: TeacherConfig, *, show_progress: bool = False) -> dict[st
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         err, norm = population_error(layer, slices, shifts, cfg.image, margin)
-    centres = layer.centres.detach().numpy()
+    centres, k = layer.centres.detach().numpy(), cfg.kernel_size
     reach = cfg.dilation * (cfg.kernel_size - 1) // 2
     read = analyse_attention(layer, grid=(cfg.image, cfg.image), window=reach)
     dist = np.linalg.norm(centres[None, :, :] - shifts[:, None, :], axis=-1)   # (S, H)
     return {
         "config": asdict(cfg), "relative_mse": float(err / norm), "initial_relative_mse": initial,
-        "lower_bound": eckart_young_bound(slices.numpy(), cfg.heads),
+        # Eckart–Young: the least relative MSE of any positional layer with this many heads
+        "lower_bound": heads_lower_bound(slices.numpy().reshape(k, k, cfg.channels, cfg.channels), cfg.heads,
+                                         cfg.image, padding="valid", dilation=cfg.dilation).relative ** 2,
         "teacher_shifts": shifts.tolist(), "centres": centres.tolist(),
         "alphas": layer.alphas.detach().numpy().tolist(),
         "match": [{"offset": s.tolist(), "head": int(dist[i].argmin()), "distance": float(dist[i].min())}

@@ -9,6 +9,7 @@ is only stated.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -36,7 +37,8 @@ from .obligation import (
     limit_obligation,
 )
 
-CLAIMS = ("Lemma 1", "Lemma 2", "Anisotropic encoding", "Concentration", "Leak bound", "Theorem 1")
+CLAIMS = ("Lemma 1", "Lemma 2", "Anisotropic encoding", "Concentration", "Leak bound", "Theorem 1",
+          "Heads lower bound")
 
 _SEED = 20200426  # fixed, so the numeric cross-checks are reproducible
 
@@ -621,6 +623,142 @@ def _theorem1(nd: int, k: int, size: int) -> Obligation:
         "limit + expansion to zero", check)
 
 
+# --------------------------------------------------------------------------- heads lower bound
+# An addition of the project (docs/lower_bound.md): fewer heads than r(W) = rank U(W)
+# cannot express the convolution. Its own block, built by _heads_lower_bound().
+
+
+def _lower_bound_linearisation(n_keys: int) -> Obligation:
+    """d/dt at 0 of Σ_k softmax_k(a + t b + t² c) · t e_k is Σ_k softmax_k(a) e_k."""
+    t = sp.Symbol("t")
+    a, b, c, e = (sp.symbols(f"{x}_1:{n_keys + 1}") for x in "abce")
+    scores = [ak + t * bk + t**2 * ck for ak, bk, ck in zip(a, b, c)]
+    z = sp.Add(*[sp.exp(sk) for sk in scores])
+    head = sp.Add(*[sp.exp(sk) / z * t * ek for sk, ek in zip(scores, e)])      # one output entry
+    lhs = sp.diff(head, t).subs(t, 0)
+    z0 = sp.Add(*[sp.exp(ak) for ak in a])
+    rhs = sp.Add(*[sp.exp(ak) / z0 * ek for ak, ek in zip(a, e)])
+    ob = identity_obligation(
+        f"lower_bound.linearisation.N{n_keys}", lhs, rhs, claim="Heads lower bound",
+        text=(f"{n_keys} keys, one output entry of a head on the input X = tE: its scores are "
+              "a_k + t b_k + t² c_k for symbolic a, b, c (the four-term score at X = tE: the "
+              "position term a, the content-position and global content terms linear in t, the "
+              "content-content term quadratic), its values t e_k. The derivative at t = 0 is "
+              "Σ_k softmax_k(a) e_k for all values of the symbols: the content terms drop out and "
+              "the head acts with the fixed positional weights P = softmax(a)."))
+    # display the derivative itself; the check compares its evaluation with the right side
+    shown = sp.Eq(sp.Subs(sp.Derivative(head, t), t, 0), rhs, evaluate=False)
+    return dataclasses.replace(ob, statement=shown)
+
+
+def _lower_bound_rearrangement() -> Obligation:
+    """The rearrangement A ⊗ B ↦ vec(A) vec(B)ᵀ of two heads, entry by entry."""
+    n_heads, (n_o, n_p), (n_c, n_d) = 2, (2, 3), (2, 2)
+    p = [sp.Matrix(n_o, n_p, lambda i, j, h=h: sp.Symbol(f"p{h}_{i}{j}")) for h in range(n_heads)]
+    m = [sp.Matrix(n_c, n_d, lambda i, j, h=h: sp.Symbol(f"m{h}_{i}{j}")) for h in range(n_heads)]
+    tensor = {(o, q, c, d): sp.Add(*[p[h][o, q] * m[h][c, d] for h in range(n_heads)])
+              for o, q, c, d in itertools.product(range(n_o), range(n_p), range(n_c), range(n_d))}
+    rearranged = sp.Matrix(n_o * n_p, n_c * n_d,
+                           lambda r, k: tensor[(r // n_p, r % n_p, k // n_d, k % n_d)])
+    vec = lambda a: a.reshape(a.rows * a.cols, 1)                                # noqa: E731
+    outer = sp.Add(*[vec(p[h]) * vec(m[h]).T for h in range(n_heads)], sp.zeros(n_o * n_p, n_c * n_d))
+    return identity_obligation(
+        "lower_bound.rearrangement", rearranged, outer, claim="Heads lower bound",
+        text=("Two heads, P_h of shape 2×3, M_h of shape 2×2, symbolic entries: the four-index "
+              "tensor Σ_h (P_h)_{op} (M_h)_{cd}, read as a matrix with rows (o, p) and columns "
+              "(c, d), is Σ_h vec(P_h) vec(M_h)ᵀ, a matrix of rank at most N_h; the shift side "
+              "Σ_Δ S_Δ ⊗ W_Δ becomes S U(W) the same way (the rearrangement only permutes "
+              "entries, so it keeps the Frobenius norm)."))
+
+
+def _lower_bound_gaussian() -> Obligation:
+    """E‖D x‖² = ‖D‖_F² for x with independent standard normal entries (2×3, symbolic D)."""
+    d = sp.Matrix(2, 3, lambda i, j: sp.Symbol(f"d_{i}{j}"))
+    x = sp.symbols("x_0:3")
+    quad = sp.expand(sum(((d * sp.Matrix(x))[i]) ** 2 for i in range(2)))
+    poly = sp.Poly(quad, *x)
+    # expectation monomial by monomial: E[x_i x_j] = 1 if i = j else 0 (independent, unit variance)
+    expected = sp.Add(*[cf for mon, cf in poly.terms() if sorted(mon) == [0, 0, 2]])
+    frob = sp.Add(*[v**2 for v in d])
+    return identity_obligation(
+        "lower_bound.gaussian_mean", expected, frob, claim="Heads lower bound",
+        method="expansion to zero (second moments E[x_i x_j] = δ_ij)",
+        text=("For a symbolic 2×3 matrix D and x with independent entries of mean 0 and variance 1, "
+              "E‖Dx‖² (the quadratic form expanded, each x_i x_j replaced by its moment δ_ij) is "
+              "‖D‖_F²: for inputs with i.i.d. standard normal entries the expected squared error "
+              "of a positional layer is the squared Frobenius norm of L_MHSA − L_conv."))
+
+
+def _padded_source(t: int, n: int, mode: str) -> int | None:
+    """Image index a padded coordinate reads (relative to the image; None: a zero of the padding)."""
+    if 0 <= t < n:
+        return t
+    if mode == "zeros":
+        return None
+    if mode == "reflect":
+        return -t if t < 0 else 2 * (n - 1) - t
+    if mode == "replicate":
+        return min(max(t, 0), n - 1)
+    return t % n
+
+
+def _shift_matrices(size, ks, stride, dil, pad, mode) -> np.ndarray:
+    """``S_Δ`` from the definition, one output pixel and one tap at a time: ``(n_taps, n_out, n_in)``."""
+    outs = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, d, p in zip(size, ks, stride, dil, pad)]
+    taps = list(itertools.product(*[range(k) for k in ks]))
+    mats = np.zeros((len(taps), math.prod(outs), math.prod(size)), dtype=np.int64)
+    for ti, tap in enumerate(taps):
+        for oi, o in enumerate(itertools.product(*[range(n) for n in outs])):
+            src = [_padded_source(oa * s + i * d - p, n, mode)
+                   for oa, i, s, d, p, n in zip(o, tap, stride, dil, pad, size)]
+            if None not in src:
+                mats[ti, oi, np.ravel_multi_index(tuple(src), size)] = 1
+    return mats
+
+
+def _lower_bound_shift_gram() -> Obligation:
+    modes = ("zeros", "reflect", "replicate", "circular")
+    cases = [(size, ks, st, dl, pd, mode)
+             for nd in (1, 2) for mode in modes
+             for ks in itertools.product((2, 3), repeat=nd)
+             for st in itertools.product((1, 2), repeat=nd)
+             for dl in ((1,) * nd, (2,) * nd)
+             for pd in ((1,) * nd, (2,) * nd)
+             for size in (((3,), (4,)) if nd == 1 else ((3, 4),))
+             if all(n + 2 * p >= d * (k - 1) + 1 for n, k, d, p in zip(size, ks, dl, pd))
+             and (mode != "reflect" or min(size) > max(pd)) and (mode != "circular" or min(size) >= max(pd))]
+
+    def holds(case) -> bool:
+        size, ks, st, dl, pd, mode = case
+        s = _shift_matrices(size, ks, st, dl, pd, mode)
+        gram = np.einsum("iop,jop->ij", s, s)
+        per_axis = np.ones((1, 1), dtype=np.int64)
+        for a in range(len(size)):
+            s_a = _shift_matrices(size[a:a + 1], ks[a:a + 1], st[a:a + 1], dl[a:a + 1], pd[a:a + 1], mode)
+            per_axis = np.kron(per_axis, np.einsum("iop,jop->ij", s_a, s_a))
+        if not np.array_equal(gram, per_axis):
+            return False
+        if mode == "zeros":   # each output reads a pixel through one tap at most: disjoint supports
+            return bool((s.sum(axis=0) <= 1).all()) and np.array_equal(gram, np.diag(np.diag(gram)))
+        return True
+
+    return exhaustive_obligation(
+        "lower_bound.shift_gram", holds, cases, claim="Heads lower bound",
+        text=(f"Checked on {len(cases)} convolutions (1-D and 2-D, K = 2, 3 per axis, stride and "
+              "dilation 1 or 2, padding 1 or 2, the four padding modes, small images): with the "
+              "shift matrices S_Δ built from the definition (output o reads the pixel its tap "
+              "lands on, through the padding formula), the Gram matrix ⟨S_Δ, S_Δ'⟩ is the "
+              "Kronecker product of the per-axis Gram matrices, and with zero padding the S_Δ "
+              "have disjoint supports (G = diag(c_Δ)), the two facts heads_lower_bound uses."),
+        statement=sp.Eq(sp.Symbol("G"), sp.Symbol("G_1") * sp.Symbol("G_2")))
+
+
+def _heads_lower_bound() -> list[Obligation]:
+    """The obligations of the lower bound on the number of heads."""
+    return [_lower_bound_linearisation(2), _lower_bound_linearisation(3), _lower_bound_rearrangement(),
+            _lower_bound_gaussian(), _lower_bound_shift_gram()]
+
+
 # --------------------------------------------------------------------------- all
 
 
@@ -638,4 +776,5 @@ def build_obligations() -> list[Obligation]:
         _lemma1(2, 3, 2, 1, 2),
         _theorem1(1, 3, 2),
         _theorem1(2, 2, 1),
+        *_heads_lower_bound(),
     ]

@@ -10,7 +10,6 @@ the window of queries whose targets lie inside it, and subsample by the stride.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from ..convolution.config import NUMPY_PAD_MODE, ConvConfig, check_image, make_c
 from ..convolution.shifts import left_offsets, shift_set
 from ..convolution.slices import kernel_slices
 from ..errors import ParameterTypeError, ParameterValueError, ShapeError
-from .factorisation import split_slices
+from .factorisation import check_rank_tol, split_slices
 
 __all__ = ["ConvAttention", "centres_to_mhsa", "conv_to_mhsa"]
 
@@ -51,7 +50,8 @@ class ConvAttention:
     bias : ndarray or None, shape ``(d_out,)``
     kernel_indices : ndarray of int, shape ``(n_heads,)``
         The raster (C-order) kernel index whose slice ``W_Δ`` head ``h`` carries;
-        ``arange(n_heads)`` when every kernel index has its head.
+        ``arange(n_heads)`` when every kernel index has its head, the indices of
+        the non-zero slices with ``conv_to_mhsa(..., drop_zero_heads=True)``.
     rank_tol : float or None
         The rank tolerance of the split (None: numpy's rule); see
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
@@ -134,7 +134,8 @@ class ConvAttention:
 def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: float, stride=1,
                  padding="same", dilation=1, groups=1, padding_mode="zeros",
                  d_head: int | str | None = None, rank_tol: float | None = None,
-                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> ConvAttention:
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                 drop_zero_heads: bool = False) -> ConvAttention:
     """Build the multi-head self-attention layer of Theorem 1 for a convolution.
 
     One head per kernel position (``n_heads = prod(kernel_size)``), head ``h``
@@ -167,6 +168,16 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         ``matrix_rank`` rule ``σ_max · max(d_in, d_out) · eps``).
     memory_budget : int, optional
         Passed to :class:`MultiHeadSelfAttention`.
+    drop_zero_heads : bool, optional
+        False (default): one head per kernel index, the paper's construction.
+        True: no head for a kernel slice ``W_Δ`` that is exactly zero (a sparse
+        or masked kernel), so the layer has
+        ``attn_expressivity.min_heads(weight).upper`` heads; ``kernel_indices``
+        says which slice each kept head carries. A dropped slice contributes
+        nothing to the convolution, so the layer still expresses it, with the
+        same bound. A layer has at least one head: when every slice is zero the
+        head of the shift nearest the centre (the first in raster order among
+        equals) is kept, with zero value blocks, and the layer outputs the bias.
 
     Returns
     -------
@@ -179,7 +190,8 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         shift, its rank and the minimum).
     ShapeError, ParameterTypeError, ParameterValueError, NonFiniteError
         As for :func:`attn_expressivity.conv`, and for a negative or NaN ``alpha``
-        or ``rank_tol`` (an infinite ``rank_tol`` too).
+        or ``rank_tol`` (an infinite ``rank_tol`` too), or a ``drop_zero_heads``
+        that is not a bool.
 
     Examples
     --------
@@ -192,6 +204,12 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
     (9, 2)
     >>> bool(np.allclose(layer(x), conv(x, w), rtol=0, atol=1e-12))
     True
+    >>> w[0] = 0                                            # a kernel with its first row zero
+    >>> sparse = conv_to_mhsa(w, alpha=float("inf"), drop_zero_heads=True)
+    >>> sparse.n_heads, sparse.kernel_indices.tolist()
+    (6, [3, 4, 5, 6, 7, 8])
+    >>> bool(np.allclose(sparse(x), conv(x, w), rtol=0, atol=1e-12))
+    True
     """
     alpha = as_alpha(alpha)
     weight = as_float_array(weight, "weight")
@@ -201,21 +219,21 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         bias = as_float_array(bias, "bias")
         if bias.shape != (cfg.d_out,):
             raise ShapeError(f"`bias` must have shape ({cfg.d_out},), got {bias.shape}")
-    if rank_tol is not None:
-        if isinstance(rank_tol, bool) or not isinstance(rank_tol, numbers.Real):
-            raise ParameterTypeError(
-                f"`rank_tol` must be a real number >= 0 or None, got {type(rank_tol).__name__} {rank_tol!r}"
-            )
-        if not (math.isfinite(rank_tol) and rank_tol >= 0):
-            raise ParameterValueError(f"`rank_tol` must be a finite number >= 0 or None, got {rank_tol!r}")
-        rank_tol = float(rank_tol)
+    rank_tol = check_rank_tol(rank_tol)
+    if not isinstance(drop_zero_heads, bool):
+        raise ParameterTypeError(
+            f"`drop_zero_heads` must be True or False, got {type(drop_zero_heads).__name__} {drop_zero_heads!r}"
+        )
     shifts = shift_set(cfg.kernel_size, dilation=cfg.dilation)              # (H, D)
     mats = kernel_slices(weight, cfg.groups)                                # (H, d_in, d_out)
+    kernel_indices = None
+    if drop_zero_heads:
+        kernel_indices = _nonzero_slices(mats, shifts)
+        shifts, mats = shifts[kernel_indices], mats[kernel_indices]
     w_val, w_out, ranks = split_slices(mats, d_head, rank_tol, shifts)
     b_out = np.zeros(cfg.d_out, dtype=weight.dtype) if bias is None else bias.copy()
     mhsa = _quadratic_layer(shifts, alpha, w_val, w_out, b_out, memory_budget)
-    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias,
-                         None if rank_tol is None else float(rank_tol))
+    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias, rank_tol, kernel_indices)
 
 
 def _quadratic_layer(centres: np.ndarray, alpha: float | np.ndarray, w_val: np.ndarray,
@@ -304,3 +322,15 @@ def centres_to_mhsa(centres: np.ndarray, alpha: float | np.ndarray, w_val: np.nd
             f"(the heads of `w_val`), got {centres.shape}"
         )
     return _quadratic_layer(centres, alpha, w_val, w_out, b_out, memory_budget)
+
+
+def _nonzero_slices(mats: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Raster indices of the slices that are not exactly zero (at least one index).
+
+    A dropped slice adds ``X_{q+Δ} · 0 = 0`` to the convolution, exactly. A
+    layer needs a head: for an all-zero kernel, keep the shift nearest the centre.
+    """
+    keep = np.flatnonzero((mats != 0).reshape(mats.shape[0], -1).any(axis=1))
+    if keep.size == 0:
+        keep = np.array([int(np.argmin((shifts**2).sum(axis=1)))])
+    return keep.astype(np.int64)
