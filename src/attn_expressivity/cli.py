@@ -348,8 +348,6 @@ def _add_learn(sub: argparse._SubParsersAction) -> None:
                    help="teacher: the exact expected loss over Gaussian images, or sampled minibatches")
     p.add_argument("--model", choices=("cnn", "quadratic", "relative", "relative_content", "shuffled"),
                    default="quadratic", help="classify: which network (default quadratic)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                   help="classify: where to train (default cpu; cuda results are not bit-for-bit the CPU's)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_learn)
@@ -394,8 +392,7 @@ def _run_learn_one(args: argparse.Namespace) -> int:
     else:
         from .learn.classify import ClassifyConfig, train_classifier
 
-        result = train_classifier(ClassifyConfig(model=args.model, device=args.device, **changes),
-                                  show_progress=not args.quiet)
+        result = train_classifier(ClassifyConfig(model=args.model, **changes), show_progress=not args.quiet)
         module, key = result.pop("network"), args.model
         line = (f"{args.model}: test accuracy {result['test_accuracy']:.3f} (train {result['train_accuracy']:.3f}); "
                 "mean attention distance per layer "

@@ -56,7 +56,6 @@ class ClassifyConfig:
     position_lr: float = 0.1
     record_every: int = 20
     seed: int = 0
-    device: str = "cpu"                 # e.g. "cuda": same code, not bit-for-bit the CPU's numbers
 
     def check(self) -> ClassifyConfig:
         if self.model not in MODELS:
@@ -68,8 +67,6 @@ class ClassifyConfig:
             raise ParameterValueError(f"`seed` must be >= 0, got {self.seed}")
         if not self.lr > 0 or not self.position_lr > 0:
             raise ParameterValueError(f"`lr` and `position_lr` must be > 0, got {self.lr!r}, {self.position_lr!r}")
-        if self.device not in ("cpu", "cuda"):
-            raise ParameterValueError(f"`device` must be 'cpu' or 'cuda', got {self.device!r}")
         return self
 
 
@@ -89,9 +86,8 @@ def build_network(cfg: ClassifyConfig, size: int, gen: torch.Generator) -> Netwo
 
 def _evaluate(net: Network, x: torch.Tensor, y: torch.Tensor, batch: int = 64) -> float:
     net.eval()
-    dev = next(net.parameters()).device
     with torch.no_grad():
-        correct = sum(int((net(x[i:i + batch].to(dev)).argmax(dim=1).cpu() == y[i:i + batch]).sum())
+        correct = sum(int((net(x[i:i + batch]).argmax(dim=1) == y[i:i + batch]).sum())
                       for i in range(0, len(x), batch))
     net.train()
     return correct / len(x)
@@ -154,8 +150,7 @@ def train_classifier(cfg: ClassifyConfig, *, show_progress: bool = False,
     d = data if data is not None and perm is None else texture_patches(16, shuffle_pixels=perm)
     x_tr, y_tr = torch.tensor(d["x_train"], dtype=torch.float32), torch.tensor(d["y_train"])
     x_te, y_te = torch.tensor(d["x_test"], dtype=torch.float32), torch.tensor(d["y_test"])
-    net = build_network(cfg, x_tr.shape[1], gen).to(cfg.device)
-    x_dev, y_dev = x_tr.to(cfg.device), y_tr.to(cfg.device)
+    net = build_network(cfg, x_tr.shape[1], gen)
     positional = [p for m in net.mixers for n, p in m.named_parameters() if not n.startswith("heads.")
                   and isinstance(m, (QuadraticAttention, RelativeAttention)) and n.split(".")[0] in ("centres", "spreads", "tables")]
     ids = {id(p) for p in positional}
@@ -164,7 +159,7 @@ def train_classifier(cfg: ClassifyConfig, *, show_progress: bool = False,
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[cfg.lr, cfg.position_lr], total_steps=cfg.steps,
                                                 pct_start=0.1)
     quadratic = [m for m in net.mixers if isinstance(m, QuadraticAttention)]
-    trajectory = [[m.centres.detach().cpu().numpy().copy() for m in quadratic]]
+    trajectory = [[m.centres.detach().numpy().copy() for m in quadratic]]
     losses, order, pos = [], torch.randperm(len(x_tr), generator=gen), 0
     t0 = time.perf_counter()
     with flush_denormals():               # far keys' weights underflow: subnormals are slow
@@ -173,16 +168,15 @@ def train_classifier(cfg: ClassifyConfig, *, show_progress: bool = False,
                 order, pos = torch.randperm(len(x_tr), generator=gen), 0
             idx = order[pos:pos + cfg.batch]
             pos += cfg.batch
-            loss = F.cross_entropy(net(x_dev[idx.to(cfg.device)]), y_dev[idx.to(cfg.device)])
+            loss = F.cross_entropy(net(x_tr[idx]), y_tr[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             if (step + 1) % cfg.record_every == 0:
-                trajectory.append([m.centres.detach().cpu().numpy().copy() for m in quadratic])
+                trajectory.append([m.centres.detach().numpy().copy() for m in quadratic])
                 losses.append(float(loss.detach()))
     seconds = time.perf_counter() - t0
-    net = net.cpu()
     layers = _read_layers(net, x_te[:: max(1, len(x_te) // 8)][:8])
     first = layers[0] if layers and cfg.model in ("quadratic", "shuffled") else None
     return {
