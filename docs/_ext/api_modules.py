@@ -11,6 +11,7 @@ Sections follow the layers of the package (docs/architecture.md), bottom up.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 
 #: Preferred order and titles of the sections; other public modules follow by name.
@@ -63,8 +64,28 @@ API_ORDER = {
     "testing.assertions": "The reproduction assertion",
     "plot": "Figures",
     "interop.torch": "PyTorch interop",
+    "analysis": "Reading attention layers",
+    "analysis.forms": "Positional scores as quadratic forms",
+    "analysis.readers": "Every supported layer in one form",
+    "analysis.statistics": "Per-head statistics",
+    "analysis.nearest": "The nearest convolution",
+    "analysis.report": "The analysis report",
+    "analysis.analyse": "analyse_attention",
+    "learn": "The empirical claim, on a CPU",
+    "learn.models": "Trainable layers",
+    "learn.teacher": "Teacher convolution",
+    "learn.data": "Texture patches",
+    "learn.classify": "Texture classification",
+    "learn.criteria": "Criteria",
+    "learn.runner": "Five seeds, cached",
+    "learn.figures": "Figures of the experiments",
+    "learn.report": "Results tables",
+    "learn.progress": "Progress bar",
     "cli": "Console script",
 }
+
+#: Modules that import torch when imported: documented only where torch is installed.
+NEEDS_TORCH = ("learn.models", "learn.teacher", "learn.classify")
 
 
 def public_modules() -> list[str]:
@@ -78,6 +99,8 @@ def public_modules() -> list[str]:
             continue
         if rel.endswith("torch_modules") or rel.endswith("conftest"):
             continue                # needs torch at import time / pytest configuration
+        if rel in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
+            continue
         if getattr(importlib.import_module(info.name), "__all__", None):
             found.append(rel)
     order = list(API_ORDER)
