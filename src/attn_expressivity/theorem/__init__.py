@@ -5,12 +5,16 @@
 * :mod:`~attn_expressivity.theorem.construction`: :func:`conv_to_mhsa`, the
   layer of Theorem 1 for any convolution, and :class:`ConvAttention`, that
   layer with the convolution's padding, cropping and stride;
-* :mod:`~attn_expressivity.theorem.border`: the paper's padding remark, measured.
+* :mod:`~attn_expressivity.theorem.border`: the paper's padding remark, measured;
+* :mod:`~attn_expressivity.theorem.lower_bound`: Theorem 1 is tight: fewer heads
+  than the rank of the kernel's unfolding cannot express the convolution
+  (:func:`min_heads`, :func:`heads_lower_bound`).
 """
 
 from .border import border_effect
 from .construction import ConvAttention, conv_to_mhsa
 from .factorisation import factorisation_allowance, split_slices
+from .lower_bound import heads_lower_bound, min_heads
 
 __all__ = ["ConvAttention", "border_effect", "conv_to_mhsa", "factorisation_allowance",
-           "split_slices"]
+           "split_slices", "heads_lower_bound", "min_heads"]
