@@ -151,6 +151,12 @@ PY_ROWS = [
     ("from_torch", "not a convolution module", "from_torch(42)", "ParameterTypeError", r"`module` must be a torch.nn.Conv1d, Conv2d or Conv3d, got int"),
     ("from_torch", "α < 0", "from_torch(torch.nn.Conv2d(2, 3, 3), alpha=-1)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),
     ("to_torch", "not a layer", "to_torch(42)", "ParameterTypeError", r"`layer` must be a ConvAttention, got int"),
+    ("convert_model", "not a network", "convert_model([], alpha=1.0)", "ParameterTypeError", r"`model` must be a torch.nn.Module, got list"),
+    ("convert_model", "unknown route", "convert_model(torch.nn.Conv2d(1, 1, 3), alpha=1.0, route='flash')", "ParameterValueError", r"`route` must be one of .*got 'flash'"),
+    ("convert_model", "negative band", "convert_model(torch.nn.Conv2d(1, 1, 3), alpha=1.0, band=-1)", "ParameterValueError", r"`band` must be 'auto', an int >= 0 or None, got -1"),
+    ("verify_model", "not a network", "verify_model('resnet', torch.zeros(1, 3, 8, 8), alpha=1.0)", "ParameterTypeError", r"`model` must be a torch.nn.Module, got str"),
+    ("verify_model", "dtype mismatch", "verify_model(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8, dtype=torch.float64), alpha=1.0)", "ParameterTypeError", r"is torch.float32 but `x` is torch.float64"),
+    ("verify_model", "α NaN", "verify_model(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8), alpha=math.nan)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got nan"),
     # reading attention layers (rows that build a torch module are skipped without torch)
     ("analyse_attention", "not a layer", "analyse_attention('layer', grid=(3, 3))", "ParameterTypeError", r"`layer` must be a MultiHeadSelfAttention, a ConvAttention"),
     ("analyse_attention", "no grid", "analyse_attention(np.ones((2, 3)))", "ParameterValueError", r"the statistics need a grid"),
@@ -165,7 +171,7 @@ PY_ROWS = [
     ("centres_to_mhsa", "NaN/inf values", "centres_to_mhsa(np.array([[np.nan, 0.0]]), 1.0, np.ones((1, 1, 1)), np.ones((1, 1)))", "NonFiniteError", r"`shifts` must hold only finite centres, got nan"),
     ("centres_to_mhsa", "wrong shapes/axes", "centres_to_mhsa(np.zeros((2, 2)), 1.0, np.ones((1, 1, 1)), np.ones((1, 1)))", "ShapeError", r"`centres` must have shape \(n_heads, D\) with n_heads = 1"),
 ]
-TORCH_ROWS = {"from_torch", "to_torch"}
+TORCH_ROWS = {"from_torch", "to_torch", "convert_model", "verify_model"}
 
 # (subcommand, kind of bad input, argv, "exit 2", pattern of the one line on stderr)
 CLI_ROWS = [
@@ -195,6 +201,11 @@ CLI_ROWS = [
     ("alpha", "tolerance ≤ 0", "alpha --tolerance 0", "exit 2", r"--tolerance: expected a number > 0"),
     ("alpha", "tolerance ≤ 0", "alpha --tolerance=-1e-6", "exit 2", r"--tolerance: expected a number > 0"),
     ("plot", "unknown figure", "plot nonsense --out figures", "exit 2", r"nonsense"),
+    ("verify-model", "zero/negative size", "verify-model torch.nn:Identity --input-size 0x8", "exit 2", r"--input-size: sizes must be >= 1"),
+    ("verify-model", "α < 0", "verify-model torch.nn:Identity --input-size 3 --alpha -1", "exit 2", r"--alpha: expected a number >= 0"),
+    ("verify-model", "malformed factory", "verify-model resnet18 --input-size 3x8x8", "exit 2", r"a factory is written 'package.module:function', got 'resnet18'"),
+    ("verify-model", "module that cannot be imported", "verify-model no_such_package:net --input-size 3x8x8", "exit 2", r"cannot import 'no_such_package'"),
+    ("verify-model", "factory that is not a network", "verify-model math:pi --input-size 3x8x8", "exit 2", r"'math' has no callable 'pi'"),
     ("learn", "missing experiment", "learn", "exit 2", r"give one experiment \(teacher or classify\) or --all"),
     ("learn", "--all without a folder", "learn --all", "exit 2", r"--all needs --out DIR"),
     ("learn", "unknown experiment", "learn nonsense", "exit 2", r"invalid choice: 'nonsense'"),
@@ -232,7 +243,8 @@ def test_python_row(target, kind, code, exc_name, match):
 @pytest.mark.parametrize(("target", "kind", "argv", "status", "match"), CLI_ROWS,
                          ids=[f"{r[0]}:{r[2]}" for r in CLI_ROWS])
 def test_cli_row(target, kind, argv, status, match, capsys):
-    if "--torch" in argv:
+    if "--torch" in argv or (target == "verify-model" and "--input-size 0" not in argv
+                             and "--alpha" not in argv):          # the rest load the factory with torch
         pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
     code, err = _run_cli(argv, capsys)
     assert code == 2

@@ -64,6 +64,12 @@ API_ORDER = {
     "testing.assertions": "The reproduction assertion",
     "plot": "Figures",
     "interop.torch": "PyTorch interop",
+    "interop.torch_separable": "The separable, banded torch route",
+    "interop.convert": "Converting whole networks",
+    "interop.layer_bounds": "Layer bounds in torch",
+    "interop.network_rules": "Propagation rules",
+    "interop.network_passes": "The passes of whole-network verification",
+    "interop.verify_model": "Whole-network verification",
     "analysis": "Reading attention layers",
     "analysis.forms": "Positional scores as quadratic forms",
     "analysis.readers": "Every supported layer in one form",
@@ -85,7 +91,8 @@ API_ORDER = {
 }
 
 #: Modules that import torch when imported: documented only where torch is installed.
-NEEDS_TORCH = ("learn.models", "learn.teacher", "learn.classify")
+NEEDS_TORCH = ("learn.models", "learn.teacher", "learn.classify", "interop.torch_separable",
+               "interop.layer_bounds", "interop.network_rules", "interop.network_passes")
 
 
 def public_modules() -> list[str]:

@@ -30,6 +30,7 @@ from .errors import (
     AttnExpressivityError,
     CertificationSizeError,
     HeadDimensionError,
+    InputMismatchError,
     NonFiniteError,
     NotSeparableError,
     OptionalDependencyError,
@@ -52,6 +53,7 @@ __all__ = [
     "ConvAttention",
     "Enclosure",
     "HeadDimensionError",
+    "InputMismatchError",
     "MultiHeadSelfAttention",
     "NonFiniteError",
     "NotSeparableError",
@@ -68,6 +70,7 @@ __all__ = [
     "certify_layer",
     "conv",
     "conv_to_mhsa",
+    "convert_model",
     "dtype_alpha_table",
     "from_torch",
     "heads_lower_bound",
@@ -80,9 +83,11 @@ __all__ = [
     "shift_set",
     "to_torch",
     "verify",
+    "verify_model",
 ]
 
-_LAZY = {"from_torch": "interop.torch", "to_torch": "interop.torch"}
+_LAZY = {"from_torch": "interop.torch", "to_torch": "interop.torch",
+         "convert_model": "interop.convert", "verify_model": "interop.verify_model"}
 
 
 def __getattr__(name: str) -> Any:

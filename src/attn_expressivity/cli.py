@@ -331,6 +331,54 @@ def _run_alpha(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- verify-model
+
+
+def _add_verify_model(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify-model",
+        help="convert every convolution of a PyTorch network to attention and bound the outputs' difference")
+    p.add_argument("factory", help="package.module:function returning the torch.nn.Module "
+                                   "(called with no argument; the module must be importable)")
+    p.add_argument("--input-size", type=_size_tuple, required=True,
+                   help="one input without the batch axis, e.g. 3x224x224")
+    p.add_argument("--batch", type=_int_between(1, 1 << 16), default=1, help="batch size (default 1)")
+    p.add_argument("--alpha", type=_alpha, default=40.0, help="inverse width of the heads (default 40; inf)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="the dtype both networks run in (default float64)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds torch's generator before the factory is called (random weights) and "
+                        "draws the standard-normal input (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device to run on, e.g. cuda (default cpu)")
+    p.add_argument("--max-outputs", type=_int_between(0, 1 << 30), default=256,
+                   help="above this many output elements only the coarse bound is computed (default 256)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar on stderr (default: when tqdm is installed and stderr is a terminal)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=_run_verify_model)
+
+
+def _run_verify_model(args: argparse.Namespace) -> int:
+    from .interop.torch import _require_torch
+
+    torch = _require_torch()
+    from .interop.verify_model import model_from_factory, verify_model
+
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise _UsageError(f"attn-expressivity verify-model: argument --device: {exc}") from None
+    torch.manual_seed(args.seed)
+    model = model_from_factory(args.factory).to(getattr(torch, args.dtype)).eval().to(device)
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn((args.batch,) + args.input_size, generator=gen, dtype=getattr(torch, args.dtype))
+    x = x.to(device)
+    report = verify_model(model, x, alpha=args.alpha, max_outputs=args.max_outputs,
+                         progress=args.progress)
+    print(json.dumps(report.to_dict(), indent=2, allow_nan=False) if args.json else report.summary())
+    return EXIT_OK if report.holds else EXIT_FAIL
+
+
 # --------------------------------------------------------------------------- learn
 
 _LEARN_EXTRA = (("torch", "torch"), ("skimage", "scikit-image"), ("tqdm", "tqdm"), ("matplotlib", "matplotlib"))
@@ -446,6 +494,7 @@ def _run_learn_one(args: argparse.Namespace) -> int:
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify, _add_prove, _add_derive, _add_plot, _add_alpha]
 _SUBCOMMANDS.append(_add_learn)
+_SUBCOMMANDS.append(_add_verify_model)
 
 
 def build_parser() -> argparse.ArgumentParser:
