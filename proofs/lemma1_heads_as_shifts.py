@@ -2,7 +2,9 @@
 
 Checks that the head <-> shift map is a bijection onto the shift set, then, for
 1-D and 2-D, K = 2 and 3, that Σ_h e_(q+Δ_h)ᵀ X W^(h) + b equals the convolution
-sum for symbolic pixels X, kernel slices W_Δ and bias b. Exit status 1 if a step fails.
+sum for symbolic pixels X, kernel slices W_Δ and bias b: instances. For every D,
+kernel box and channel count it is the Coq theorem Lemma1.lemma1 (proofs/coq).
+Exit status 1 if a step fails.
 """
 
 import sys

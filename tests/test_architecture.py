@@ -231,8 +231,9 @@ def test_a_planted_cycle_and_a_long_function_are_caught(tmp_path):
     path = copy / "convolution" / "config.py"
     path.write_text(path.read_text(encoding="utf-8") + "\nfrom .reference import conv  # noqa\n",
                     encoding="utf-8")
-    assert ["convolution.config", "convolution.reference", "convolution.config"] in import_cycles(
-        import_graph(copy))
+    # a cycle is found from whichever of its modules the search reaches first: compare as sets
+    assert {"convolution.config", "convolution.reference"} in [set(c) for c in import_cycles(
+        import_graph(copy))]
     long = copy / "convolution" / "long.py"
     long.write_text("def f():\n" + "    x = 1\n" * 81, encoding="utf-8")
     assert any("long.py:1 f (82 lines)" in o for o in oversized(copy))

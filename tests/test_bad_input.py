@@ -145,12 +145,39 @@ PY_ROWS = [
     ("scale_from_bound", "NaN/inf values", "scale_from_bound(W(3, 3, 2, 3), math.nan)", "ParameterValueError", r"`x_max` must be a finite number >= 0, got nan"),
     ("scale_from_bound", "negative bound", "scale_from_bound(W(3, 3, 2, 3), -1.0)", "ParameterValueError", r"`x_max` must be a finite number >= 0, got -1.0"),
     ("dtype_alpha_table", "unknown dtype", "dtype_alpha_table(dtypes=('float8',))", "ParameterValueError", r"`dtypes` must be some of .*got 'float8'"),
+    # the number of heads (Theorem 1 is tight)
+    ("min_heads", "tolerance < 0", "min_heads(W(3, 3, 2, 3), rank_tol=-1.0)", "ParameterValueError", r"`rank_tol` must be a finite number >= 0 or None, got -1.0"),
+    ("min_heads", "unknown option", "min_heads(W(3, 3, 2, 3), stide=2)", "ParameterTypeError", r"unknown convolution option\(s\) \['stide'\]"),
+    ("heads_lower_bound", "negative head count", "heads_lower_bound(W(3, 3, 2, 3), -1, 5)", "ParameterValueError", r"`n_heads` must be >= 0, got -1"),
+    ("heads_lower_bound", "wrong axes", "heads_lower_bound(W(3, 3, 2, 3), 2, (5, 5, 5))", "ShapeError", r"`image_size` must be an int or a sequence of 2 ints"),
+    ("heads_lower_bound", "image too small for the theorem", "heads_lower_bound(W(3, 3, 2, 3), 2, (1, 5))", "ShapeError", r"too small for the theorem: no output sees the shift -1 along spatial axis 0"),
+    ("heads_lower_bound", "image too small for the theorem", "heads_lower_bound(W(3, 2, 3), 2, 2, padding=2, padding_mode='circular')", "ShapeError", r"too small for the theorem: .* the shift matrices are linearly dependent"),
+    ("conv_to_mhsa", "non-bool flag", "conv_to_mhsa(W(3, 3, 2, 3), alpha=1, drop_zero_heads=1)", "ParameterTypeError", r"`drop_zero_heads` must be True or False, got int 1"),
     # torch interop (rows need torch; they are skipped without it)
     ("from_torch", "not a convolution module", "from_torch(42)", "ParameterTypeError", r"`module` must be a torch.nn.Conv1d, Conv2d or Conv3d, got int"),
     ("from_torch", "α < 0", "from_torch(torch.nn.Conv2d(2, 3, 3), alpha=-1)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),
     ("to_torch", "not a layer", "to_torch(42)", "ParameterTypeError", r"`layer` must be a ConvAttention, got int"),
+    ("convert_model", "not a network", "convert_model([], alpha=1.0)", "ParameterTypeError", r"`model` must be a torch.nn.Module, got list"),
+    ("convert_model", "unknown route", "convert_model(torch.nn.Conv2d(1, 1, 3), alpha=1.0, route='flash')", "ParameterValueError", r"`route` must be one of .*got 'flash'"),
+    ("convert_model", "negative band", "convert_model(torch.nn.Conv2d(1, 1, 3), alpha=1.0, band=-1)", "ParameterValueError", r"`band` must be 'auto', an int >= 0 or None, got -1"),
+    ("verify_model", "not a network", "verify_model('resnet', torch.zeros(1, 3, 8, 8), alpha=1.0)", "ParameterTypeError", r"`model` must be a torch.nn.Module, got str"),
+    ("verify_model", "dtype mismatch", "verify_model(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8, dtype=torch.float64), alpha=1.0)", "ParameterTypeError", r"is torch.float32 but `x` is torch.float64"),
+    ("verify_model", "α NaN", "verify_model(torch.nn.Conv2d(3, 3, 3), torch.zeros(1, 3, 8, 8), alpha=math.nan)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got nan"),
+    # reading attention layers (rows that build a torch module are skipped without torch)
+    ("analyse_attention", "not a layer", "analyse_attention('layer', grid=(3, 3))", "ParameterTypeError", r"`layer` must be a MultiHeadSelfAttention, a ConvAttention"),
+    ("analyse_attention", "no grid", "analyse_attention(np.ones((2, 3)))", "ParameterValueError", r"the statistics need a grid"),
+    ("analyse_attention", "wrong shapes/axes", "analyse_attention(np.ones((2, 3)), grid=(4,))", "ShapeError", r"`grid` must have 2 axes \(the layer's\), got \(4,\)"),
+    ("analyse_attention", "unknown component", "analyse_attention(np.ones((1, 2)), components=('z', 'sq'), grid=(3, 3))", "ParameterValueError", r"unknown component 'z'"),
+    ("analyse_attention", "content attention without inputs", "analyse_attention(MHSA(w_qry=np.ones((1, 1, 3)), w_key=np.ones((1, 1, 3))), grid=(3, 3))", "ParameterValueError", r"depends on the input \(content terms\): pass inputs `x`"),
+    ("analyse_attention", "mask of the wrong shape", "analyse_attention(torch.nn.MultiheadAttention(4, 2), mask=np.zeros((3, 9, 9)))", "ShapeError", r"`mask` must have shape \(n, n\) or \(n_heads, n, n\) = \(2, n, n\)"),
+    ("analyse_attention", "token count not a square grid", "analyse_attention(torch.nn.MultiheadAttention(4, 2), mask=np.zeros((12, 12)))", "ShapeError", r"12 tokens do not form a square grid; pass `grid`"),
+    ("analyse_attention", "mask without a MultiheadAttention", "analyse_attention(np.ones((1, 3)), grid=(3, 3), mask=np.zeros((9, 9)))", "ParameterValueError", r"`mask` goes with a torch.nn.MultiheadAttention only"),
+    ("centres_to_mhsa", "α < 0", "centres_to_mhsa(np.zeros((1, 2)), -1.0, np.ones((1, 1, 1)), np.ones((1, 1)))", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),
+    ("centres_to_mhsa", "α < 0", "centres_to_mhsa(np.zeros((2, 2)), np.array([1.0, -0.5]), np.ones((2, 1, 1)), np.ones((2, 1)))", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -0.5"),
+    ("centres_to_mhsa", "NaN/inf values", "centres_to_mhsa(np.array([[np.nan, 0.0]]), 1.0, np.ones((1, 1, 1)), np.ones((1, 1)))", "NonFiniteError", r"`shifts` must hold only finite centres, got nan"),
+    ("centres_to_mhsa", "wrong shapes/axes", "centres_to_mhsa(np.zeros((2, 2)), 1.0, np.ones((1, 1, 1)), np.ones((1, 1)))", "ShapeError", r"`centres` must have shape \(n_heads, D\) with n_heads = 1"),
 ]
-TORCH_ROWS = {"from_torch", "to_torch"}
+TORCH_ROWS = {"from_torch", "to_torch", "convert_model", "verify_model"}
 
 # (subcommand, kind of bad input, argv, "exit 2", pattern of the one line on stderr)
 CLI_ROWS = [
@@ -172,6 +199,8 @@ CLI_ROWS = [
     ("derive", "zero/negative size", "derive --ndim 0", "exit 2", r"ndim"),
     ("prove", "unknown claim", "prove --claim Lemma9", "exit 2", r"unknown claim\(s\) \['Lemma9'\]"),
     ("prove", "output file that cannot be written", "prove --latex no-such-folder/x.tex", "exit 2", r"No such file or directory: 'no-such-folder/x.tex'"),
+    ("prove", "--coq with an option of the sympy obligations", "prove --coq --claim Lemma1", "exit 2", r"--claim applies to the sympy obligations, not to --coq"),
+    ("prove", "--coq-dir without --coq", "prove --coq-dir proofs/coq", "exit 2", r"--coq-dir needs --coq"),
     ("verify", "α too large for float64", "verify --alpha 1e308", "exit 2", r"`alpha` = 1e\+308 is too large"),
     ("verify", "α overflows float64", "verify --alpha 1e400", "exit 2", r"alpha overflows float64: '1e400'"),
     ("verify", "request too large for memory", "verify --image-size 100000", "exit 2", r"this request needs about .* GiB"),
@@ -180,6 +209,15 @@ CLI_ROWS = [
     ("alpha", "tolerance ≤ 0", "alpha --tolerance 0", "exit 2", r"--tolerance: expected a number > 0"),
     ("alpha", "tolerance ≤ 0", "alpha --tolerance=-1e-6", "exit 2", r"--tolerance: expected a number > 0"),
     ("plot", "unknown figure", "plot nonsense --out figures", "exit 2", r"nonsense"),
+    ("verify-model", "zero/negative size", "verify-model torch.nn:Identity --input-size 0x8", "exit 2", r"--input-size: sizes must be >= 1"),
+    ("verify-model", "α < 0", "verify-model torch.nn:Identity --input-size 3 --alpha -1", "exit 2", r"--alpha: expected a number >= 0"),
+    ("verify-model", "malformed factory", "verify-model resnet18 --input-size 3x8x8", "exit 2", r"a factory is written 'package.module:function', got 'resnet18'"),
+    ("verify-model", "module that cannot be imported", "verify-model no_such_package:net --input-size 3x8x8", "exit 2", r"cannot import 'no_such_package'"),
+    ("verify-model", "factory that is not a network", "verify-model math:pi --input-size 3x8x8", "exit 2", r"'math' has no callable 'pi'"),
+    ("learn", "missing experiment", "learn", "exit 2", r"give one experiment \(teacher or classify\) or --all"),
+    ("learn", "--all without a folder", "learn --all", "exit 2", r"--all needs --out DIR"),
+    ("learn", "unknown experiment", "learn nonsense", "exit 2", r"invalid choice: 'nonsense'"),
+    ("learn", "negative seed", "learn teacher --seed -1", "exit 2", r"--seed: expected an integer from 0"),
 ]
 
 
@@ -201,7 +239,7 @@ def _run_cli(argv, capsys):
 @pytest.mark.parametrize(("target", "kind", "code", "exc_name", "match"), PY_ROWS,
                          ids=[f"{r[0]}:{r[2]}" for r in PY_ROWS])
 def test_python_row(target, kind, code, exc_name, match):
-    if target in TORCH_ROWS:
+    if target in TORCH_ROWS or "torch." in code:
         pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
     exc_type = getattr(ae, exc_name)
     with pytest.raises(exc_type, match=match) as info:
@@ -213,7 +251,8 @@ def test_python_row(target, kind, code, exc_name, match):
 @pytest.mark.parametrize(("target", "kind", "argv", "status", "match"), CLI_ROWS,
                          ids=[f"{r[0]}:{r[2]}" for r in CLI_ROWS])
 def test_cli_row(target, kind, argv, status, match, capsys):
-    if "--torch" in argv:
+    if "--torch" in argv or (target == "verify-model" and "--input-size 0" not in argv
+                             and "--alpha" not in argv):          # the rest load the factory with torch
         pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
     code, err = _run_cli(argv, capsys)
     assert code == 2
@@ -266,7 +305,8 @@ def test_docs_table_matches_rows():
 
 def test_every_public_function_has_a_row():
     covered = {r[0].split(".")[0] for r in PY_ROWS}
-    skip = {"ConvAttention", "VerifyReport", "CertificationReport", "Enclosure"}   # classes built by the library
+    skip = {"ConvAttention", "VerifyReport", "CertificationReport", "Enclosure",
+            "AttentionReport"}   # classes built by the library
     public = {n for n in ae.__all__ if not n.endswith("Error")} - skip
     assert public <= covered, sorted(public - covered)
 

@@ -11,6 +11,7 @@ Sections follow the layers of the package (docs/architecture.md), bottom up.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 
 #: Preferred order and titles of the sections; other public modules follow by name.
@@ -42,6 +43,7 @@ API_ORDER = {
     "theorem.construction": "Construction (Theorem 1)",
     "theorem.heads": "Head vectors as stored",
     "theorem.border": "The padding remark",
+    "theorem.lower_bound": "Theorem 1 is tight: the number of heads",
     "bounds": "Bounds",
     "bounds.leak": "Leak bound",
     "bounds.rounding": "Rounding",
@@ -58,16 +60,45 @@ API_ORDER = {
     "proof": "Symbolic engine: its modules",
     "proof.derive": "Derivations",
     "proof.obligation": "Proof obligations",
+    "proof.numeric": "The package's numbers at generic points",
     "proof.prove": "Discharging the obligations",
     "proof.documents": "The derivation document",
+    "proof.coq": "The Coq development's audit",
     "testing": "Testing helpers",
     "testing.strategies": "Hypothesis strategies",
     "testing.profiles": "Hypothesis profiles",
     "testing.assertions": "The reproduction assertion",
     "plot": "Figures",
     "interop.torch": "PyTorch interop",
+    "interop.torch_separable": "The separable, banded torch route",
+    "interop.convert": "Converting whole networks",
+    "interop.layer_bounds": "Layer bounds in torch",
+    "interop.network_rules": "Propagation rules",
+    "interop.network_passes": "The passes of whole-network verification",
+    "interop.verify_model": "Whole-network verification",
+    "analysis": "Reading attention layers",
+    "analysis.forms": "Positional scores as quadratic forms",
+    "analysis.readers": "Every supported layer in one form",
+    "analysis.statistics": "Per-head statistics",
+    "analysis.nearest": "The nearest convolution",
+    "analysis.report": "The analysis report",
+    "analysis.analyse": "analyse_attention",
+    "learn": "The empirical claim, on a CPU",
+    "learn.models": "Trainable layers",
+    "learn.teacher": "Teacher convolution",
+    "learn.data": "Texture patches",
+    "learn.classify": "Texture classification",
+    "learn.criteria": "Criteria",
+    "learn.runner": "Five seeds, cached",
+    "learn.figures": "Figures of the experiments",
+    "learn.report": "Results tables",
+    "learn.progress": "Progress bar",
     "cli": "Console script",
 }
+
+#: Modules that import torch when imported: documented only where torch is installed.
+NEEDS_TORCH = ("learn.models", "learn.teacher", "learn.classify", "interop.torch_separable",
+               "interop.layer_bounds", "interop.network_rules", "interop.network_passes")
 
 
 def public_modules() -> list[str]:
@@ -81,6 +112,8 @@ def public_modules() -> list[str]:
             continue
         if rel.endswith("torch_modules") or rel.endswith("conftest"):
             continue                # needs torch at import time / pytest configuration
+        if rel in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
+            continue
         if getattr(importlib.import_module(info.name), "__all__", None):
             found.append(rel)
     order = list(API_ORDER)

@@ -118,9 +118,14 @@ class ObligationDirective(SphinxDirective):
         box = nodes.container(classes=["obligation"])
         box += _para(nodes.strong(text=f"{o.name}"),
                      nodes.Text(f" ({o.claim}; {o.method}; "), nodes.strong(text=o.status),
-                     nodes.Text("). " + o.text))
+                     nodes.Text(f", {o.scope}). " + o.text))
         box += _math(sp.latex(o.statement))
         box += _para(nodes.Text("Check: "), nodes.literal(text=o.detail))
+        coq = [nodes.Text("For every D, in Coq: ")]
+        for i, theorem in enumerate(o.coq):
+            coq += [nodes.Text(", " if i else ""), nodes.literal(text=theorem)]
+        box += _para(*(coq + [nodes.Text(" (see the Coq page).")] if o.coq
+                       else [nodes.Text("Not mechanised in Coq.")]))
         return [box]
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .analysis.analyse import analyse_attention
+from .analysis.report import AttentionReport
 from .attention.encoding import quadratic_encoding, quadratic_head_vectors
 from .attention.layer import MultiHeadSelfAttention
 from .balls.theta import Enclosure, certified_leak_bound
@@ -28,6 +30,7 @@ from .errors import (
     AttnExpressivityError,
     CertificationSizeError,
     HeadDimensionError,
+    InputMismatchError,
     NonFiniteError,
     NotSeparableError,
     OptionalDependencyError,
@@ -36,18 +39,21 @@ from .errors import (
     ShapeError,
     UnsupportedConfigurationError,
 )
-from .theorem.construction import ConvAttention, conv_to_mhsa
+from .theorem.construction import ConvAttention, centres_to_mhsa, conv_to_mhsa
+from .theorem.lower_bound import heads_lower_bound, min_heads
 from .verify import VerifyReport, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttentionReport",
     "AttnExpressivityError",
     "CertificationReport",
     "CertificationSizeError",
     "ConvAttention",
     "Enclosure",
     "HeadDimensionError",
+    "InputMismatchError",
     "MultiHeadSelfAttention",
     "NonFiniteError",
     "NotSeparableError",
@@ -58,13 +64,18 @@ __all__ = [
     "UnsupportedConfigurationError",
     "VerifyReport",
     "alpha_for_tolerance",
+    "analyse_attention",
     "certified_leak_bound",
+    "centres_to_mhsa",
     "certify_layer",
     "conv",
     "conv_to_mhsa",
+    "convert_model",
     "dtype_alpha_table",
     "from_torch",
+    "heads_lower_bound",
     "leak_bound",
+    "min_heads",
     "quadratic_encoding",
     "quadratic_head_vectors",
     "scale_factor",
@@ -72,9 +83,11 @@ __all__ = [
     "shift_set",
     "to_torch",
     "verify",
+    "verify_model",
 ]
 
-_LAZY = {"from_torch": "interop.torch", "to_torch": "interop.torch"}
+_LAZY = {"from_torch": "interop.torch", "to_torch": "interop.torch",
+         "convert_model": "interop.convert", "verify_model": "interop.verify_model"}
 
 
 def __getattr__(name: str) -> Any:

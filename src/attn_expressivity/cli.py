@@ -9,6 +9,7 @@ stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -208,12 +209,20 @@ def _add_prove(sub: argparse._SubParsersAction) -> None:
                    help="write the derivation document (Markdown) to FILE")
     p.add_argument("--latex", metavar="FILE", default=None,
                    help="write the derivation document (LaTeX) to FILE")
+    p.add_argument("--coq", action="store_true",
+                   help="instead, run the Coq development's check (proofs/coq/check: build from "
+                        "clean, no Admitted/Axiom, Print Assumptions on an allowlist) and print "
+                        "its theorem table; needs Coq with MathComp and mathcomp-analysis")
+    p.add_argument("--coq-dir", metavar="DIR", default=None,
+                   help="the Coq development for --coq (default: proofs/coq of the source checkout)")
     p.set_defaults(run=_run_prove)
 
 
 def _run_prove(args: argparse.Namespace) -> int:
     from . import symbolic
 
+    if args.coq or args.coq_dir is not None:
+        return _run_prove_coq(args)
     outputs = [(path, fmt) for path, fmt in ((args.markdown, "markdown"), (args.latex, "latex"))
                if path is not None]
     handles = [(open(path, "w", encoding="utf-8"), fmt) for path, fmt in outputs]  # fail early
@@ -222,6 +231,25 @@ def _run_prove(args: argparse.Namespace) -> int:
         with fh:
             fh.write(symbolic.derivation_document(report, fmt=fmt))
     print(report.to_json() if args.json else report.table(details=args.details))
+    return EXIT_OK if report.holds else EXIT_FAIL
+
+
+def _run_prove_coq(args: argparse.Namespace) -> int:
+    from . import symbolic
+
+    if not args.coq:
+        raise _UsageError("attn-expressivity prove: error: --coq-dir needs --coq")
+    other = [flag for flag, given in (("--claim", args.claim is not None), ("--details", args.details),
+                                      ("--markdown", args.markdown is not None),
+                                      ("--latex", args.latex is not None)) if given]
+    if other:
+        raise _UsageError(f"attn-expressivity prove: error: {', '.join(other)} applies to the "
+                          "sympy obligations, not to --coq")
+    report = symbolic.coq_check(args.coq_dir)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        print(report.table())
     return EXIT_OK if report.holds else EXIT_FAIL
 
 
@@ -326,9 +354,170 @@ def _run_alpha(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- verify-model
+
+
+def _add_verify_model(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify-model",
+        help="convert every convolution of a PyTorch network to attention and bound the outputs' difference")
+    p.add_argument("factory", help="package.module:function returning the torch.nn.Module "
+                                   "(called with no argument; the module must be importable)")
+    p.add_argument("--input-size", type=_size_tuple, required=True,
+                   help="one input without the batch axis, e.g. 3x224x224")
+    p.add_argument("--batch", type=_int_between(1, 1 << 16), default=1, help="batch size (default 1)")
+    p.add_argument("--alpha", type=_alpha, default=40.0, help="inverse width of the heads (default 40; inf)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="the dtype both networks run in (default float64)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds torch's generator before the factory is called (random weights) and "
+                        "draws the standard-normal input (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device to run on, e.g. cuda (default cpu)")
+    p.add_argument("--max-outputs", type=_int_between(0, 1 << 30), default=256,
+                   help="above this many output elements only the coarse bound is computed (default 256)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar on stderr (default: when tqdm is installed and stderr is a terminal)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=_run_verify_model)
+
+
+def _run_verify_model(args: argparse.Namespace) -> int:
+    from .interop.torch import _require_torch
+
+    torch = _require_torch()
+    from .interop.verify_model import model_from_factory, verify_model
+
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as exc:
+        raise _UsageError(f"attn-expressivity verify-model: argument --device: {exc}") from None
+    torch.manual_seed(args.seed)
+    model = model_from_factory(args.factory).to(getattr(torch, args.dtype)).eval().to(device)
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn((args.batch,) + args.input_size, generator=gen, dtype=getattr(torch, args.dtype))
+    x = x.to(device)
+    report = verify_model(model, x, alpha=args.alpha, max_outputs=args.max_outputs,
+                         progress=args.progress)
+    print(json.dumps(report.to_dict(), indent=2, allow_nan=False) if args.json else report.summary())
+    return EXIT_OK if report.holds else EXIT_FAIL
+
+
+# --------------------------------------------------------------------------- learn
+
+_LEARN_EXTRA = (("torch", "torch"), ("skimage", "scikit-image"), ("tqdm", "tqdm"), ("matplotlib", "matplotlib"))
+
+
+def _require_learn_extra() -> None:
+    """One line naming the extra when a package of it is missing (exit 2 through main)."""
+    import importlib.util
+
+    from .errors import OptionalDependencyError
+
+    missing = [name for module, name in _LEARN_EXTRA if importlib.util.find_spec(module) is None]
+    if missing:
+        raise OptionalDependencyError(
+            f"learn needs the learn extra (missing: {', '.join(missing)}); "
+            "install it with: pip install 'attn-expressivity[learn]'"
+        )
+
+
+def _add_learn(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("learn", help="train attention layers (teacher convolution, texture classification) "
+                                     "and read what they learned (extra: learn)")
+    p.add_argument("experiment", nargs="?", choices=("teacher", "classify"),
+                   help="one run: teacher (learn a fixed convolution) or classify (texture patches)")
+    p.add_argument("--all", action="store_true",
+                   help="every experiment on --seeds seeds, the criteria (PASS/FAIL), the table and the figures")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="folder for JSON results and figures (required with --all; runs are cached there)")
+    p.add_argument("--seed", type=_int_between(0, 2**31 - 1), default=0)
+    p.add_argument("--seeds", type=_int_between(1, 100), default=5, help="with --all: seeds 0..N-1 (default 5)")
+    p.add_argument("--jobs", type=_int_between(1, 64), default=1,
+                   help="with --all: runs at a time, one process and one thread each (default 1)")
+    p.add_argument("--content", action="store_true",
+                   help="with --all: also the learned + content classifier (about forty times the cost)")
+    p.add_argument("--content-seeds", type=_int_between(1, 100), default=None,
+                   help="with --content: on the first N seeds only (default: every seed)")
+    p.add_argument("--steps", type=_int_between(1, 10**6), default=None, help="training steps (default: the experiment's)")
+    p.add_argument("--kernel-size", type=_int_between(1, 9), default=3, help="teacher: kernel size (default 3)")
+    p.add_argument("--dilation", type=_int_between(1, 7), default=2, help="teacher: dilation (default 2)")
+    p.add_argument("--heads", type=_int_between(1, 64), default=None,
+                   help="attention heads (default: 16 for the teacher, 9 for classify)")
+    p.add_argument("--objective", choices=("population", "sampled"), default="population",
+                   help="teacher: the exact expected loss over Gaussian images, or sampled minibatches")
+    p.add_argument("--model", choices=("cnn", "quadratic", "relative", "relative_content", "shuffled"),
+                   default="quadratic", help="classify: which network (default quadratic)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_learn)
+
+
+def _run_learn(args: argparse.Namespace) -> int:
+    if args.all == (args.experiment is not None):
+        raise _UsageError("attn-expressivity learn: give one experiment (teacher or classify) or --all")
+    if args.all and args.out is None:
+        raise _UsageError("attn-expressivity learn: --all needs --out DIR")
+    _require_learn_extra()
+    if args.all:
+        from .learn.runner import run_all
+
+        overrides = {"teacher": {"steps": args.steps}, "classify": {"steps": args.steps}} if args.steps else {}
+        summary = run_all(args.out, seeds=args.seeds, jobs=args.jobs, content=args.content,
+                          content_seeds=args.content_seeds,
+                          show_progress=not args.quiet, overrides=overrides,
+                          log=lambda line: print(line, file=sys.stderr))
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print((__import__("pathlib").Path(args.out) / "results.md").read_text(encoding="utf-8"))
+        return EXIT_OK if all(c["verdict"] == "PASS" for c in summary["criteria"]) else EXIT_FAIL
+    return _run_learn_one(args)
+
+
+def _run_learn_one(args: argparse.Namespace) -> int:
+    import pathlib
+
+    changes = {"seed": args.seed} | ({"steps": args.steps} if args.steps else {})
+    if args.heads is not None:
+        changes["heads"] = args.heads
+    if args.experiment == "teacher":
+        from .learn.teacher import TeacherConfig, train_teacher
+
+        cfg = TeacherConfig(kernel_size=args.kernel_size, dilation=args.dilation, objective=args.objective, **changes)
+        result = train_teacher(cfg, show_progress=not args.quiet)
+        module, key = result.pop("layer"), "teacher_dilated"
+        line = (f"relative MSE {result['relative_mse']:.3e} (Eckart-Young bound {result['lower_bound']:.3e}); "
+                f"worst teacher offset {result['worst_match']:.3f} px from a head; {result['seconds']:.1f} s")
+    else:
+        from .learn.classify import ClassifyConfig, train_classifier
+
+        result = train_classifier(ClassifyConfig(model=args.model, **changes), show_progress=not args.quiet)
+        module, key = result.pop("network"), args.model
+        line = (f"{args.model}: test accuracy {result['test_accuracy']:.3f} (train {result['train_accuracy']:.3f}); "
+                "mean attention distance per layer "
+                + ", ".join(f"{layer['mean_attention_distance']:.2f}" for layer in result["layers"])
+                + f" px; {result['seconds']:.1f} s")
+    if args.out is not None:
+        import torch
+
+        from .learn.figures import draw_all
+
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        name = f"{args.experiment}-{key}-seed{args.seed}"
+        (out / f"{name}.json").write_text(json.dumps(result), encoding="utf-8")
+        torch.save(module.state_dict(), out / f"{name}.pt")
+        for path in draw_all({key: [result]}, out / "figures"):
+            print(path, file=sys.stderr)
+    print(json.dumps(result, indent=2) if args.json else line)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- main
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_verify, _add_prove, _add_derive, _add_plot, _add_alpha]
+_SUBCOMMANDS.append(_add_learn)
+_SUBCOMMANDS.append(_add_verify_model)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@
 Every exception the package raises on purpose derives from
 :class:`AttnExpressivityError` *and* from the builtin that describes the
 problem (``ValueError``, ``TypeError``, ``NotImplementedError`` or
-``ImportError``), so callers can catch either.
+``ImportError``; ``RuntimeError`` where a converted PyTorch module refuses an
+input as the module it replaces does), so callers can catch either.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "CertificationSizeError",
     "UnsupportedConfigurationError",
     "OptionalDependencyError",
+    "InputMismatchError",
 ]
 
 
@@ -60,3 +62,10 @@ class UnsupportedConfigurationError(AttnExpressivityError, NotImplementedError):
 
 class OptionalDependencyError(AttnExpressivityError, ImportError):
     """An optional dependency needed for the requested feature is not installed."""
+
+
+class InputMismatchError(AttnExpressivityError, RuntimeError):
+    """An input that does not fit a converted PyTorch module (dtype, device, channels, size).
+
+    A ``RuntimeError``, as ``torch.nn.Conv{1,2,3}d`` raises for the same input.
+    """

@@ -278,7 +278,7 @@ def plot_heads(layer: ConvAttention | None = None, *, alpha: float = 1.0, kernel
     vmax = float(probs.max())
     image = None
     for h in range(layer.n_heads):
-        i, j = divmod(h, kw)
+        i, j = divmod(int(layer.kernel_indices[h]), kw)                       # the head's kernel index
         ax = fig.add_subplot(grid[i, j])
         image = ax.imshow(probs[h], cmap="viridis", vmin=0.0, vmax=vmax, origin="upper")
         ax.plot(query[1], query[0], marker="+", color="white", markersize=8, mew=1.5)

@@ -10,10 +10,15 @@ sympy, ``import attn_expressivity`` does not. Two things live here:
   case) build the paper's three targets;
 * **proof obligations** (:mod:`attn_expressivity.proof.obligation`): named
   statements with the method that discharges each; :func:`paper_obligations`
-  lists every step of the paper's argument and :func:`prove` discharges them;
-  :func:`derivation_document` writes them all up.
+  lists every step of the paper's argument and :func:`prove` discharges them
+  (each is *proved* for all values of its symbols or *checked* on named
+  instances, and names the Coq theorem of the general statement);
+  :func:`derivation_document` writes them all up;
+* **the Coq development's audit** (:mod:`attn_expressivity.proof.coq`):
+  :func:`coq_check` runs ``proofs/coq/check``.
 """
 
+from .proof.coq import CoqReport, CoqTheorem, coq_check, find_coq_development
 from .proof.derive import (
     MAX_NDIM,
     Derivation,
@@ -40,6 +45,8 @@ from .proof.obligation import (
 from .proof.prove import paper_obligations, prove
 
 __all__ = [
+    "CoqReport",
+    "CoqTheorem",
     "MAX_NDIM",
     "Derivation",
     "Obligation",
@@ -61,4 +68,6 @@ __all__ = [
     "paper_obligations",
     "prove",
     "derivation_document",
+    "coq_check",
+    "find_coq_development",
 ]

@@ -239,7 +239,7 @@ def test_cli_prove_json_markdown_latex(monkeypatch, capsys, tmp_path):
     assert cli.main(["prove", "--json", "--markdown", str(md), "--latex", str(tex)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["holds"] is True and data["obligations"][0]["status"] == "proved"
-    assert "| demo.square | Lemma 2 | expansion to zero | proved |" in md.read_text()
+    assert "| demo.square | Lemma 2 | proved | - | not mechanised | expansion to zero |" in md.read_text()
     assert "\\begin{document}" in tex.read_text() and "\\Delta_{1}" in tex.read_text()
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_alpha
-from ..errors import ParameterTypeError, ParameterValueError, ShapeError
+from ..errors import NonFiniteError, ParameterTypeError, ParameterValueError, ShapeError
 
 __all__ = ["anisotropic_encoding", "quadratic_encoding", "quadratic_head_vectors"]
 
@@ -90,48 +90,92 @@ def anisotropic_encoding(offsets: np.ndarray) -> np.ndarray:
     return np.concatenate([off, off * off, off[..., i] * off[..., j]], axis=-1)
 
 
-def quadratic_head_vectors(shifts: np.ndarray, alpha: float) -> np.ndarray:
-    """Lemma 2's head vectors ``v^(h) = −α (1, −2Δ_h)``.
+def quadratic_head_vectors(shifts: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
+    """Lemma 2's head vectors ``v^(h) = −α_h (1, −2Δ_h)``.
+
+    The centres may be any real numbers: the score ``−α‖δ − Δ‖² + α‖Δ‖²`` is a
+    Gaussian bump on ``Δ`` wherever it lies. An integer centre concentrates the
+    head on one pixel as ``α → ∞`` (Lemma 2); a half-integer centre is a head that
+    averages two pixels (four in 2-D, when both coordinates are half-integers)
+    with equal weights, since they are equally far from ``Δ``.
 
     Parameters
     ----------
-    shifts : array of int, shape ``(n_heads, D)``
-        The centres ``Δ_h`` (see :func:`attn_expressivity.shift_set`).
-    alpha : float
-        Inverse width ``α``, finite and ``>= 0``. (For ``α = ∞`` the layer keeps
-        ``α = 1`` here and sets its inverse temperature ``beta = ∞``.)
+    shifts : array of int or float, shape ``(n_heads, D)``
+        The centres ``Δ_h`` (see :func:`attn_expressivity.shift_set` for the
+        integer centres of a convolution); finite.
+    alpha : float or array of float, shape ``(n_heads,)``
+        Inverse width ``α``, one for every head or one per head, finite and
+        ``>= 0``. (For ``α = ∞`` the layer keeps ``α = 1`` here and sets its
+        inverse temperature ``beta = ∞``.)
 
     Returns
     -------
     numpy.ndarray of float64, shape ``(n_heads, D + 1)``
+        Exact for integer centres below ``2**52`` and ``α`` a power of two; one
+        rounding per entry otherwise.
 
     Raises
     ------
     ParameterValueError
         ``alpha`` negative, NaN, infinite, or so large that ``2α max|Δ|`` overflows.
+    ParameterTypeError
+        ``alpha`` not a real number or an array of floats.
     ShapeError
-        ``shifts`` not an integer array of shape ``(n_heads, D)``.
+        ``shifts`` not a real array of shape ``(n_heads, D)``, ``alpha`` an array
+        of another length.
+    NonFiniteError
+        A centre that is NaN or infinite.
 
     Examples
     --------
     >>> quadratic_head_vectors(np.array([[1, -1]]), 2.0).tolist()
     [[-2.0, 4.0, -4.0]]
+    >>> quadratic_head_vectors(np.array([[0.5, 0.0], [0.0, 0.0]]), np.array([4.0, 1.0])).tolist()
+    [[-4.0, 4.0, 0.0], [-1.0, 0.0, 0.0]]
     """
-    alpha = as_alpha(alpha)
-    if not np.isfinite(alpha):
-        raise ParameterValueError(
-            "`alpha` must be finite here, got inf; hard attention uses beta=inf instead"
-        )
+    alphas = _head_alphas(alpha)
     s = np.asarray(shifts)
-    if s.dtype.kind not in "iu" or s.ndim != 2:
-        raise ShapeError(f"`shifts` must be an integer array of shape (n_heads, D), got {s.dtype} {s.shape}")
+    if s.dtype.kind not in "iuf" or s.ndim != 2:
+        raise ShapeError(
+            f"`shifts` must be an integer or float array of shape (n_heads, D), got {s.dtype} {s.shape}"
+        )
+    if s.dtype.kind == "f" and not np.isfinite(s).all():
+        raise NonFiniteError(f"`shifts` must hold only finite centres, got {float(s[~np.isfinite(s)][0])!r}")
+    if alphas.ndim == 1 and alphas.shape != (s.shape[0],):
+        raise ShapeError(f"`alpha` must be a number or have shape ({s.shape[0]},) (one per head), "
+                         f"got shape {alphas.shape}")
     ones = np.ones((s.shape[0], 1))
     # Lemma 2: v = -α (1, -2Δ); the constant α‖Δ‖² is dropped (softmax ignores it).
     with np.errstate(over="ignore"):
-        v = -alpha * np.concatenate([ones, -2.0 * s.astype(np.float64)], axis=1)
+        v = -np.reshape(alphas, (-1, 1)) * np.concatenate([ones, -2.0 * s.astype(np.float64)], axis=1)
     if not np.isfinite(v).all():
         raise ParameterValueError(
-            f"`alpha` = {alpha!r} is too large: α·2·max|Δ| overflows float64; "
+            f"`alpha` = {float(np.max(alphas))!r} is too large: α·2·max|Δ| overflows float64; "
             f"use alpha=inf for hard attention"
         )
     return v
+
+
+def _head_alphas(alpha: object) -> np.ndarray:
+    """``alpha`` as a float64 scalar array, or a 1-D array of per-head values, each in ``[0, ∞)``."""
+    if isinstance(alpha, np.ndarray) and alpha.ndim > 0:
+        if alpha.dtype.kind != "f" or alpha.ndim != 1:
+            raise ParameterTypeError(
+                f"`alpha` must be a real number or a 1-D float array (one per head), "
+                f"got {alpha.dtype} array of shape {alpha.shape}"
+            )
+        bad = alpha[~(alpha >= 0)]
+        if bad.size:
+            raise ParameterValueError(f"`alpha` must be a real number in [0, inf], got {float(bad[0])!r}")
+        if not np.isfinite(alpha).all():
+            raise ParameterValueError(
+                "`alpha` must be finite here, got inf; hard attention uses beta=inf instead"
+            )
+        return alpha.astype(np.float64)
+    value = as_alpha(alpha)
+    if not np.isfinite(value):
+        raise ParameterValueError(
+            "`alpha` must be finite here, got inf; hard attention uses beta=inf instead"
+        )
+    return np.asarray(value)

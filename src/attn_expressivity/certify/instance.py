@@ -210,7 +210,8 @@ def certify_layer(layer: Any, x: np.ndarray, *, backend: str | None = None,
     CertificationSizeError
         When :func:`certify_work` exceeds :data:`MAX_CERTIFY_WORK`.
     UnsupportedConfigurationError
-        A layer with content terms or a non-quadratic encoding.
+        A layer with content terms, a non-quadratic encoding or a head shift that
+        is not an integer.
     ParameterTypeError, ParameterValueError, ShapeError, NonFiniteError, OptionalDependencyError
         Bad arguments, an input that does not fit the layer, a missing back-end.
 
@@ -249,6 +250,13 @@ def certify_layer(layer: Any, x: np.ndarray, *, backend: str | None = None,
     if np.any(mhsa.w_qry) or np.any(mhsa.w_key):
         raise UnsupportedConfigurationError(
             "certify_layer needs W_qry = W_key = 0 (no content terms), as conv_to_mhsa builds"
+        )
+    shifts = np.asarray(layer.shifts)
+    if shifts.dtype.kind == "f" and not np.array_equal(shifts, np.round(shifts)):
+        h = int(np.argmax(np.any(shifts != np.round(shifts), axis=1)))
+        raise UnsupportedConfigurationError(
+            "certify_layer needs integer head shifts (its leak argument puts each head on one "
+            f"pixel); head {h} is centred on {tuple(float(c) for c in shifts[h])}"
         )
     geo = _layer_geometry(layer, x)
     if geo["work"] > MAX_CERTIFY_WORK:

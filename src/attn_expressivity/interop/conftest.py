@@ -2,4 +2,7 @@
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("torch") else ["torch.py", "torch_modules.py"]
+_NEED_TORCH = ["torch.py", "torch_modules.py", "torch_separable.py", "convert.py", "layer_bounds.py",
+               "network_rules.py", "network_passes.py", "verify_model.py"]
+
+collect_ignore = [] if importlib.util.find_spec("torch") else _NEED_TORCH

@@ -61,12 +61,12 @@ from ..errors import (
 from ..theorem.construction import ConvAttention, conv_to_mhsa
 
 __all__ = ["from_torch", "to_torch", "torch_to_kernel", "kernel_to_torch", "cross_check",
-           "TORCH_REQUIREMENT"]
+           "convertible", "TORCH_REQUIREMENT"]
 
 #: The pinned PyTorch requirement of the ``torch`` extra.
 TORCH_REQUIREMENT = "torch==2.13.0"
 
-_ROUTES = ("sdpa", "multihead")
+_ROUTES = ("sdpa", "multihead", "separable")
 
 
 def _require_torch() -> Any:
@@ -152,6 +152,65 @@ def kernel_to_torch(weight: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- torch -> ours
 
+_CONV_METHODS = ("forward", "_conv_forward")
+
+
+def convertible(module: Any) -> str | None:
+    """Why ``module`` cannot be converted as a plain convolution, or None when it can.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+
+    Returns
+    -------
+    str or None
+        None for a ``torch.nn.Conv1d``/``Conv2d``/``Conv3d`` (or a subclass that
+        overrides neither ``forward`` nor ``_conv_forward``) with initialised
+        floating-point weights, no forward hooks and no parametrisation; else
+        a sentence naming the reason.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class SamePad(torch.nn.Conv2d):
+    ...     def forward(self, x):
+    ...         return super().forward(torch.nn.functional.pad(x, (1, 1, 1, 1)))
+    >>> convertible(torch.nn.Conv2d(2, 2, 3)) is None
+    True
+    >>> print(convertible(SamePad(2, 2, 3)))
+    SamePad overrides forward: its output is not the convolution its weights and hyper-parameters describe
+    """
+    torch = _require_torch()
+    from torch.nn.utils import parametrize
+
+    nn = torch.nn
+    kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    name = type(module).__name__
+    base = next((k for k in kinds if isinstance(module, k)), None)
+    if base is None:
+        if isinstance(module, nn.modules.conv._ConvNd):
+            what = "a transposed convolution" if getattr(module, "transposed", False) else "not a Conv1d/2d/3d"
+            return f"{name} is {what}: Theorem 1 is about convolutions (cross-correlations)"
+        return f"{name} is not a torch.nn.Conv1d, Conv2d or Conv3d"
+    if parametrize.is_parametrized(module):
+        return (f"{name} has a parametrised weight (torch.nn.utils.parametrize): converting it "
+                "would freeze the parametrisation")
+    for method in _CONV_METHODS:
+        if getattr(type(module), method) is not getattr(base, method):
+            return (f"{name} overrides {method}: its output is not the convolution its weights "
+                    "and hyper-parameters describe")
+    if isinstance(module.weight, nn.parameter.UninitializedParameter):
+        return f"{name} has uninitialised (lazy) weights; run the network once before converting it"
+    if module._forward_hooks or module._forward_pre_hooks or getattr(module, "_forward_hooks_with_kwargs", None):
+        return f"{name} has forward hooks, which the converted module would not run"
+    if not module.weight.is_floating_point():
+        return f"{name} has {module.weight.dtype} weights; a floating-point dtype is needed"
+    return None
+
+
+
+
 
 def from_torch(module: Any, *, alpha: float = math.inf, d_head: int | str | None = None,
                rank_tol: float | None = None,
@@ -189,6 +248,10 @@ def from_torch(module: Any, *, alpha: float = math.inf, d_head: int | str | None
         not float32/float64.
     ParameterValueError
         An uninitialised lazy module, or a bad ``alpha``/``d_head``.
+    UnsupportedConfigurationError
+        A subclass that overrides ``forward`` (or ``_conv_forward``), a module with
+        forward hooks or a parametrised weight: its output is not the plain
+        convolution its weights describe (:func:`convertible`).
     HeadDimensionError
         ``d_head`` below the rank of a kernel slice.
 
@@ -215,6 +278,11 @@ def from_torch(module: Any, *, alpha: float = math.inf, d_head: int | str | None
     if module.weight.dtype not in (torch.float32, torch.float64):
         raise ParameterTypeError(
             f"`module` weights must be float32 or float64, got {module.weight.dtype}"
+        )
+    reason = convertible(module)
+    if reason is not None:
+        raise UnsupportedConfigurationError(
+            f"`module` cannot be converted as a plain convolution: {reason}"
         )
     weight = torch_to_kernel(module.weight.detach().cpu().numpy())
     bias = None if module.bias is None else module.bias.detach().cpu().numpy()
@@ -245,12 +313,17 @@ def to_torch(layer: ConvAttention, *, route: str = "sdpa", dtype: Any = None) ->
     ----------
     layer : ConvAttention
         From :func:`attn_expressivity.conv_to_mhsa` or :func:`from_torch`.
-    route : {"sdpa", "multihead"}, optional
+    route : {"sdpa", "multihead", "separable"}, optional
         ``"sdpa"`` (default): ``torch.nn.functional.scaled_dot_product_attention``
         with ``(n_heads, n_out, n_padded)`` float masks. ``"multihead"``: a stock
         ``torch.nn.MultiheadAttention`` (boolean mask for hard attention, where
         ``True`` means masked; float mask otherwise) followed by a
-        ``torch.nn.Linear`` for ``W_out`` and the bias.
+        ``torch.nn.Linear`` for ``W_out`` and the bias. ``"separable"``:
+        :class:`~attn_expressivity.interop.torch_separable.SeparableConvAttention`,
+        per axis and banded, whose memory does not grow with ``n_out · n_padded``;
+        it holds each head's value map as the product ``W_val^(h) W_out^(h) = W_{Δ_h}``
+        (the kernel slice), so it takes a layer whose scores are Lemma 2's and whose
+        value/output blocks express the kernel (any layer of :func:`conv_to_mhsa`).
     dtype : torch.dtype, optional
         Default: the dtype of ``layer``'s weights (float64 or float32).
 
@@ -258,7 +331,8 @@ def to_torch(layer: ConvAttention, *, route: str = "sdpa", dtype: Any = None) ->
     -------
     torch.nn.Module
         Its weights are trainable parameters initialised from ``layer``.
-        Memory per call is ``O(n_heads · n_out · n_padded)`` for the mask.
+        Memory per call is ``O(n_heads · n_out · n_padded)`` for the mask of the
+        dense routes.
 
     Raises
     ------
@@ -270,7 +344,9 @@ def to_torch(layer: ConvAttention, *, route: str = "sdpa", dtype: Any = None) ->
     ParameterValueError
         Unknown ``route``.
     UnsupportedConfigurationError
-        A layer with content-dependent scores or a non-quadratic encoding.
+        A layer with content-dependent scores or a non-quadratic encoding;
+        for ``"separable"``, also position coefficients other than Lemma 2's or
+        value/output blocks that do not express the kernel.
 
     Examples
     --------
@@ -293,10 +369,46 @@ def to_torch(layer: ConvAttention, *, route: str = "sdpa", dtype: Any = None) ->
         dtype = {np.dtype(np.float32): torch.float32}.get(layer.mhsa.w_val.dtype, torch.float64)
     elif not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise ParameterTypeError(f"`dtype` must be a floating torch.dtype, got {dtype!r}")
+    if route == "separable":
+        return _separable_from_layer(layer, dtype)
     from .torch_modules import MultiheadConvAttention, SDPAConvAttention
 
     cls = SDPAConvAttention if route == "sdpa" else MultiheadConvAttention
     return cls(layer, dtype)
+
+
+def _separable_from_layer(layer: ConvAttention, dtype: Any) -> Any:
+    """The separable module of a layer of :func:`conv_to_mhsa` (checked to be one)."""
+    torch = _require_torch()
+    from ..attention.encoding import quadratic_head_vectors
+    from ..convolution.slices import kernel_slices
+    from ..theorem.factorisation import factorisation_allowance
+    from .torch_modules import positional_coefficients
+    from .torch_separable import SeparableConvAttention
+
+    cfg, m = layer.config, layer.mhsa
+    coef = positional_coefficients(layer)                   # refuses content terms
+    finite = math.isfinite(layer.alpha)
+    want = quadratic_head_vectors(layer.shifts, layer.alpha if finite else 1.0).astype(coef.dtype)
+    if not (np.array_equal(coef, want) and m.beta == (1.0 if finite else math.inf)):
+        raise UnsupportedConfigurationError(
+            "route 'separable' computes the scores of Lemma 2 (v = -alpha (1, -2 Delta_h)); "
+            f"this layer's position coefficients or beta differ (alpha = {layer.alpha})"
+        )
+    mats = kernel_slices(layer.kernel, cfg.groups)[layer.kernel_indices]
+    w_out = m.w_out.reshape(m.n_heads, m.d_head, cfg.d_out)
+    for h in range(m.n_heads):
+        if not (np.abs(mats[h] - m.w_val[h] @ w_out[h]).max()
+                <= factorisation_allowance(mats[h], m.w_val[h], w_out[h], layer.rank_tol)):
+            raise UnsupportedConfigurationError(
+                f"route 'separable' holds each head's value map as its kernel slice; head {h} "
+                "has value/output blocks that do not express it"
+            )
+    weight = torch.as_tensor(np.ascontiguousarray(kernel_to_torch(layer.kernel)), dtype=dtype)
+    bias = None if layer.bias is None else torch.as_tensor(layer.bias, dtype=dtype)
+    return SeparableConvAttention(weight, bias, alpha=layer.alpha, stride=cfg.stride,
+                                  padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups,
+                                  padding_mode=cfg.padding_mode)
 
 
 # --------------------------------------------------------------------------- cross-check
@@ -321,25 +433,27 @@ def _torch_conv(layer: ConvAttention, dtype: Any) -> Any:
     return m
 
 
-def cross_check(layer: ConvAttention, x: np.ndarray) -> dict[str, float]:
+def cross_check(layer: ConvAttention, x: np.ndarray,
+                routes: tuple[str, ...] = ("sdpa", "multihead")) -> dict[str, float]:
     """Run ``layer`` and the convolution it expresses in PyTorch on ``x``.
 
     Builds the ``torch.nn.Conv{1,2,3}d`` with ``layer``'s kernel and
-    hyper-parameters and compares it with :func:`to_torch` (both routes) and
-    with the package's reference :func:`attn_expressivity.conv`.
+    hyper-parameters and compares it with :func:`to_torch` (the ``routes``
+    given) and with the package's reference :func:`attn_expressivity.conv`.
 
     Parameters
     ----------
     layer : ConvAttention
     x : ndarray, shape ``(*batch, *spatial, d_in)``
         Channels last, as for ``layer`` itself; moved to channels first here.
+    routes : tuple of str, optional
+        Any of ``"sdpa"``, ``"multihead"`` (the default pair) and ``"separable"``.
 
     Returns
     -------
     dict
-        ``max_abs_error_sdpa`` and ``max_abs_error_multihead``:
-        ``max |to_torch(layer)(x) − torch conv(x)|`` per route;
-        ``max_abs_error_conv``: ``max |conv(x) − torch conv(x)|``.
+        ``max_abs_error_<route>``: ``max |to_torch(layer, route)(x) − torch conv(x)|``
+        per route; ``max_abs_error_conv``: ``max |conv(x) − torch conv(x)|``.
 
     Raises
     ------
@@ -352,14 +466,17 @@ def cross_check(layer: ConvAttention, x: np.ndarray) -> dict[str, float]:
     --------
     >>> from attn_expressivity.convolution.instances import random_instance
     >>> w, x, b = random_instance(kernel_size=3, in_channels=2, out_channels=2, image_size=5)
-    >>> errors = cross_check(conv_to_mhsa(w, b, alpha=float("inf")), x)
-    >>> all(e < 1e-12 for e in errors.values())
-    True
+    >>> errors = cross_check(conv_to_mhsa(w, b, alpha=float("inf")), x,
+    ...                      routes=("sdpa", "multihead", "separable"))
+    >>> sorted(errors), all(e < 1e-12 for e in errors.values())
+    (['max_abs_error_conv', 'max_abs_error_multihead', 'max_abs_error_sdpa', 'max_abs_error_separable'], True)
     """
     torch = _require_torch()
 
     if not isinstance(layer, ConvAttention):
         raise ParameterTypeError(f"`layer` must be a ConvAttention, got {type(layer).__name__}")
+    if isinstance(routes, str) or not all(isinstance(r, str) and r in _ROUTES for r in routes):
+        raise ParameterValueError(f"`routes` must be a tuple of names from {_ROUTES}, got {routes!r}")
     x = as_float_array(x, "x")
     cfg = layer.config
     check_image(x, cfg)
@@ -377,7 +494,7 @@ def cross_check(layer: ConvAttention, x: np.ndarray) -> dict[str, float]:
         # torch notes that "same" with an even kernel copies the input: expected here
         warnings.filterwarnings("ignore", message="Using padding='same'", category=UserWarning)
         want = _torch_conv(layer, dtype)(xt)
-        for route in _ROUTES:
+        for route in routes:
             got = to_torch(layer, route=route, dtype=dtype)(xt)
             result[f"max_abs_error_{route}"] = float((got - want).abs().max())
         result["max_abs_error_conv"] = float((ours_t - want).abs().max())

@@ -6,6 +6,13 @@ deliberately strict: an identity holds only if ``lhs − rhs`` expands to the
 zero polynomial, an inequality only if sympy's assumption system answers
 ``True`` (``None`` is a failure), a limit only if sympy returns the expected
 number. :class:`ProofReport` collects discharged obligations.
+
+Two words for success, never mixed up: an obligation of kind ``"proof"`` is
+**proved**: its statement holds for every value of its symbols (the number of
+spatial dimensions ``D`` may be fixed, and its ``scope`` says which); an
+obligation of kind ``"check"`` is **checked**: finitely many instances or a
+numeric comparison, named in its ``scope``. Each obligation names the Coq
+theorems (``proofs/coq``) that prove the general statement, if any.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ import sympy as sp
 from .derive import _oneline, _shorten
 
 __all__ = [
+    "CHECK",
+    "CHECKED",
     "ERROR",
     "FAILED",
     "PENDING",
+    "PROOF",
     "PROVED",
     "Obligation",
     "ProofReport",
@@ -34,7 +44,9 @@ __all__ = [
 ]
 
 #: Status values of an :class:`Obligation`.
-PENDING, PROVED, FAILED, ERROR = "pending", "proved", "failed", "error"
+PENDING, PROVED, CHECKED, FAILED, ERROR = "pending", "proved", "checked", "failed", "error"
+#: Kinds of :class:`Obligation`: a proof for all values of the symbols, or a check of instances.
+PROOF, CHECK = "proof", "check"
 
 
 
@@ -58,9 +70,18 @@ class Obligation:
         ``"inequality"``, ``"exhaustive finite check"`` …
     check : callable
         ``check() -> (bool, str)``: whether it holds and a short detail.
+    kind : {"proof", "check"}
+        ``"proof"``: the statement holds for all values of its symbols
+        (``scope`` says for which ``D``); ``"check"``: finitely many
+        instances or a numeric comparison (``scope`` names them).
+    scope : str
+        For which dimensions, or on which instances, it is established.
+    coq : tuple of str
+        The Coq theorems (``Module.name`` in ``proofs/coq``) that prove the
+        general statement; empty when it is not mechanised.
     status : str
-        ``"pending"`` until :meth:`discharge`; then ``"proved"``, ``"failed"``
-        or ``"error"`` (the check raised).
+        ``"pending"`` until :meth:`discharge`; then ``"proved"`` (a proof),
+        ``"checked"`` (a check), ``"failed"`` or ``"error"`` (the check raised).
     seconds : float or None
         Wall time of the check.
     detail : str
@@ -73,21 +94,32 @@ class Obligation:
     statement: sp.Basic
     method: str
     check: Callable[[], tuple[bool, str]] = field(repr=False, compare=False)
+    kind: str = PROOF
+    scope: str = ""
+    coq: tuple[str, ...] = ()
     status: str = PENDING
     seconds: float | None = None
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        if self.kind not in (PROOF, CHECK):
+            raise ValueError(f"`kind` must be {PROOF!r} or {CHECK!r}, got {self.kind!r}")
+
     @property
     def holds(self) -> bool:
-        """True when the obligation has been discharged and proved."""
-        return self.status == PROVED
+        """True when the obligation has been discharged and proved (a proof) or checked (a check)."""
+        return self.status in (PROVED, CHECKED)
+
+    def with_scope(self, kind: str, scope: str, coq: tuple[str, ...] = ()) -> Obligation:
+        """A copy that says what it establishes: its kind, its scope and the Coq theorems."""
+        return dataclasses.replace(self, kind=kind, scope=scope, coq=tuple(coq))
 
     def discharge(self) -> Obligation:
         """Run the check and return a copy with status, time and detail set."""
         start = time.perf_counter()
         try:
             ok, detail = self.check()
-            status = PROVED if ok is True else FAILED
+            status = (PROVED if self.kind == PROOF else CHECKED) if ok is True else FAILED
         except Exception as exc:  # noqa: BLE001 - a crashing check is a failed step
             status, detail = ERROR, f"{type(exc).__name__}: {exc}"
         return dataclasses.replace(self, status=status, detail=detail,
@@ -97,7 +129,8 @@ class Obligation:
         """JSON-ready fields (the statement as sympy ``str`` and LaTeX)."""
         return {"name": self.name, "claim": self.claim, "text": self.text,
                 "statement": sp.sstr(self.statement), "latex": sp.latex(self.statement),
-                "method": self.method, "status": self.status, "seconds": self.seconds,
+                "method": self.method, "kind": self.kind, "scope": self.scope,
+                "coq": list(self.coq), "status": self.status, "seconds": self.seconds,
                 "detail": self.detail}
 
 
@@ -113,7 +146,8 @@ def _zero_polynomial(expr: sp.Expr) -> bool:
 
 
 def identity_obligation(name: str, lhs: sp.Basic, rhs: sp.Basic, *, claim: str, text: str,
-                        method: str = "expansion to zero") -> Obligation:
+                        method: str = "expansion to zero", kind: str = PROOF, scope: str = "",
+                        coq: Sequence[str] = ()) -> Obligation:
     """An identity ``lhs = rhs`` proved by expanding ``lhs − rhs`` to the zero polynomial.
 
     Works for scalars and (entry-wise) for matrices. A difference that does not
@@ -127,6 +161,8 @@ def identity_obligation(name: str, lhs: sp.Basic, rhs: sp.Basic, *, claim: str, 
         The two sides; matrices must have the same shape.
     method : str, optional
         The method label (default ``"expansion to zero"``).
+    kind, scope, coq : optional
+        See :class:`Obligation` (default: a proof, no scope, no Coq theorem).
 
     Returns
     -------
@@ -158,12 +194,14 @@ def identity_obligation(name: str, lhs: sp.Basic, rhs: sp.Basic, *, claim: str, 
     statement = sp.Eq(sp.ImmutableMatrix(lhs) if isinstance(lhs, sp.MatrixBase) else lhs,
                       sp.ImmutableMatrix(rhs) if isinstance(rhs, sp.MatrixBase) else rhs,
                       evaluate=False)
-    return Obligation(name, claim, text, statement, method, check)
+    return Obligation(name, claim, text, statement, method, check, kind=kind, scope=scope,
+                      coq=tuple(coq))
 
 
 def inequality_obligation(name: str, terms: Sequence[sp.Expr], total: sp.Expr | None = None, *,
                           claim: str, text: str, statement: sp.Basic | None = None,
-                          method: str = "inequality (term-wise signs from sympy assumptions)") -> Obligation:
+                          method: str = "inequality (term-wise signs from sympy assumptions)",
+                          kind: str = PROOF, scope: str = "", coq: Sequence[str] = ()) -> Obligation:
     """``Σ terms ≥ 0`` proved by sympy's assumptions answering ``is_nonnegative is True`` per term.
 
     If ``total`` is given, the obligation also proves ``Σ terms = total`` by
@@ -182,6 +220,8 @@ def inequality_obligation(name: str, terms: Sequence[sp.Expr], total: sp.Expr | 
         Displayed statement (default ``total ≥ 0``).
     method : str, optional
         The method label.
+    kind, scope, coq : optional
+        See :class:`Obligation`.
 
     Returns
     -------
@@ -207,12 +247,13 @@ def inequality_obligation(name: str, terms: Sequence[sp.Expr], total: sp.Expr | 
         return True, f"{len(terms)} term(s), each >= 0 by the symbols' assumptions"
 
     return Obligation(name, claim, text, statement if statement is not None else sp.Ge(whole, 0),
-                      method, check)
+                      method, check, kind=kind, scope=scope, coq=tuple(coq))
 
 
 def limit_obligation(name: str, cases: Sequence[tuple[sp.Expr, sp.Expr]], var: sp.Symbol, *,
                      claim: str, text: str, point: sp.Expr = sp.oo,
-                     statement: sp.Basic | None = None, method: str = "limit") -> Obligation:
+                     statement: sp.Basic | None = None, method: str = "limit",
+                     kind: str = PROOF, scope: str = "", coq: Sequence[str] = ()) -> Obligation:
     """``lim_{var → point} expr = expected`` for each ``(expr, expected)``, with ``sympy.limit``.
 
     Parameters
@@ -228,6 +269,8 @@ def limit_obligation(name: str, cases: Sequence[tuple[sp.Expr, sp.Expr]], var: s
     statement : sympy.Basic, optional
         Displayed statement (default: the first case as an unevaluated ``Limit``).
     method : str, optional
+    kind, scope, coq : optional
+        See :class:`Obligation`.
 
     Returns
     -------
@@ -254,12 +297,14 @@ def limit_obligation(name: str, cases: Sequence[tuple[sp.Expr, sp.Expr]], var: s
 
     if statement is None:
         statement = sp.Eq(sp.Limit(cases[0][0], var, point), cases[0][1], evaluate=False)
-    return Obligation(name, claim, text, statement, method, check)
+    return Obligation(name, claim, text, statement, method, check, kind=kind, scope=scope,
+                      coq=tuple(coq))
 
 
 def exhaustive_obligation(name: str, predicate: Callable[[object], bool], cases: Iterable[object], *,
                           claim: str, text: str, statement: sp.Basic,
-                          method: str = "exhaustive finite check") -> Obligation:
+                          method: str = "exhaustive finite check", scope: str = "",
+                          coq: Sequence[str] = ()) -> Obligation:
     """``predicate(case)`` for every case of a finite family, reporting the first counterexample.
 
     Parameters
@@ -273,6 +318,8 @@ def exhaustive_obligation(name: str, predicate: Callable[[object], bool], cases:
     statement : sympy.Basic
         Displayed statement.
     method : str, optional
+    scope, coq : optional
+        See :class:`Obligation`; an exhaustive check is always of kind ``"check"``.
 
     Returns
     -------
@@ -283,7 +330,7 @@ def exhaustive_obligation(name: str, predicate: Callable[[object], bool], cases:
     >>> n = sp.Symbol("n", integer=True)
     >>> exhaustive_obligation("sq", lambda k: k * k >= 0, range(-3, 4), claim="demo", text="",
     ...                       statement=sp.Ge(n**2, 0)).discharge().status
-    'proved'
+    'checked'
     """
     def check() -> tuple[bool, str]:
         count = 0
@@ -295,9 +342,8 @@ def exhaustive_obligation(name: str, predicate: Callable[[object], bool], cases:
             return False, "the family of cases is empty"
         return True, f"{count} case(s) checked"
 
-    return Obligation(name, claim, text, statement, method, check)
-
-
+    return Obligation(name, claim, text, statement, method, check, kind=CHECK, scope=scope,
+                      coq=tuple(coq))
 
 
 @dataclass(frozen=True)
@@ -325,33 +371,44 @@ class ProofReport:
         """The obligations that were not proved."""
         return tuple(o for o in self.obligations if not o.holds)
 
+    def summary(self) -> str:
+        """One line: how many were proved, checked, not established, and the time."""
+        proved = sum(o.status == PROVED for o in self.obligations)
+        checked = sum(o.status == CHECKED for o in self.obligations)
+        failed = len(self.obligations) - proved - checked
+        return (f"{len(self.obligations)} obligations: {proved} proved (for all values of their "
+                f"symbols), {checked} checked (instances and numeric comparisons), {failed} failed "
+                f"in {self.seconds:.2f}s")
+
     def table(self, *, details: bool = False) -> str:
-        """A fixed-width table: obligation, method, status, time (and details)."""
-        rows = [("obligation", "method", "status", "time")]
-        rows += [(o.name, o.method, o.status, f"{o.seconds:.3f}s") for o in self.obligations]
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        """A fixed-width table: obligation, status, scope, Coq theorem, time (details: method, finding)."""
+        rows = [("obligation", "status", "scope", "Coq theorem", "time")]
+        rows += [(o.name, o.status, o.scope or "-", ", ".join(o.coq) or "not mechanised",
+                  f"{o.seconds:.3f}s") for o in self.obligations]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = []
         for i, r in enumerate(rows):
             lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
             if i == 0:
                 lines.append("  ".join("-" * w for w in widths))
             elif details:
-                lines.append(f"    {self.obligations[i - 1].detail}")
-        n_ok = sum(o.holds for o in self.obligations)
-        lines.append(f"{n_ok}/{len(self.obligations)} obligations proved in {self.seconds:.2f}s")
+                o = self.obligations[i - 1]
+                lines.append(f"    {o.method}: {o.detail}")
+        lines.append(self.summary())
         return "\n".join(lines)
 
     def narrative(self) -> str:
-        """Each obligation as a step: statement, what it says, method, status and finding."""
+        """Each obligation as a step: statement, what it says, scope, method, Coq theorem, status."""
         lines = []
         for i, o in enumerate(self.obligations, 1):
             lines += [f"[{i}] {o.name}  ({o.claim})",
                       f"    statement: {_shorten(_oneline(o.statement))}",
                       f"    {o.text}",
+                      f"    scope:     {o.scope or '-'}",
                       f"    method:    {o.method}",
+                      f"    Coq:       {', '.join(o.coq) or 'not mechanised'}",
                       f"    status:    {o.status.upper()} in {o.seconds:.3f}s: {o.detail}", ""]
-        n_ok = sum(o.holds for o in self.obligations)
-        lines.append(f"{n_ok}/{len(self.obligations)} obligations proved in {self.seconds:.2f}s")
+        lines.append(self.summary())
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, object]:

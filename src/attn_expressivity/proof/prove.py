@@ -22,7 +22,7 @@ def paper_obligations(claims: Iterable[str] | None = None) -> list[Obligation]:
     claims : iterable of str, optional
         Keep only the obligations whose ``claim`` is listed (``"Lemma 1"``,
         ``"Lemma 2"``, ``"Anisotropic encoding"``, ``"Concentration"``,
-        ``"Leak bound"``, ``"Theorem 1"``). Default: all.
+        ``"Leak bound"``, ``"Theorem 1"``, ``"Heads lower bound"``). Default: all.
 
     Returns
     -------
@@ -36,7 +36,8 @@ def paper_obligations(claims: Iterable[str] | None = None) -> list[Obligation]:
     Examples
     --------
     >>> sorted({o.claim for o in paper_obligations()})  # doctest: +NORMALIZE_WHITESPACE
-    ['Anisotropic encoding', 'Concentration', 'Leak bound', 'Lemma 1', 'Lemma 2', 'Theorem 1']
+    ['Anisotropic encoding', 'Concentration', 'Heads lower bound', 'Leak bound', 'Lemma 1',
+     'Lemma 2', 'Theorem 1']
     """
     obligations = build_obligations()
     if claims is None:

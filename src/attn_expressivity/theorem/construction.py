@@ -10,7 +10,6 @@ the window of queries whose targets lie inside it, and subsample by the stride.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
@@ -21,9 +20,9 @@ from ..convolution.config import NUMPY_PAD_MODE, ConvConfig, check_image, make_c
 from ..convolution.shifts import left_offsets, shift_set
 from ..convolution.slices import kernel_slices
 from ..errors import ParameterTypeError, ParameterValueError, ShapeError
-from .factorisation import slice_ranks, split_slices
+from .factorisation import check_rank_tol, slice_ranks, split_slices
 
-__all__ = ["ConvAttention", "conv_to_mhsa"]
+__all__ = ["ConvAttention", "centres_to_mhsa", "conv_to_mhsa"]
 
 
 class ConvAttention:
@@ -52,7 +51,8 @@ class ConvAttention:
     bias : ndarray or None, shape ``(d_out,)``
     kernel_indices : ndarray of int, shape ``(n_heads,)``
         The raster (C-order) kernel index whose slice ``W_Δ`` head ``h`` carries;
-        ``arange(n_heads)`` when every kernel index has its head.
+        ``arange(n_heads)`` when every kernel index has its head, the indices of
+        the non-zero slices with ``conv_to_mhsa(..., drop_zero_heads=True)``.
     rank_tol : float or None
         The rank tolerance of the split (None: the rounding level); see
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
@@ -153,7 +153,8 @@ class ConvAttention:
 def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: float, stride=1,
                  padding="same", dilation=1, groups=1, padding_mode="zeros",
                  d_head: int | str | None = None, rank_tol: float | None = None,
-                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> ConvAttention:
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                 drop_zero_heads: bool = False) -> ConvAttention:
     """Build the multi-head self-attention layer of Theorem 1 for a convolution.
 
     One head per kernel position (``n_heads = prod(kernel_size)``), head ``h``
@@ -189,6 +190,16 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         the type the decomposition runs in: float32 for float16 kernels).
     memory_budget : int, optional
         Passed to :class:`MultiHeadSelfAttention`.
+    drop_zero_heads : bool, optional
+        False (default): one head per kernel index, the paper's construction.
+        True: no head for a kernel slice ``W_Δ`` that is exactly zero (a sparse
+        or masked kernel), so the layer has
+        ``attn_expressivity.min_heads(weight).upper`` heads; ``kernel_indices``
+        says which slice each kept head carries. A dropped slice contributes
+        nothing to the convolution, so the layer still expresses it, with the
+        same bound. A layer has at least one head: when every slice is zero the
+        head of the shift nearest the centre (the first in raster order among
+        equals) is kept, with zero value blocks, and the layer outputs the bias.
 
     Returns
     -------
@@ -201,7 +212,8 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         shift, its rank and the minimum).
     ShapeError, ParameterTypeError, ParameterValueError, NonFiniteError
         As for :func:`attn_expressivity.conv`, and for a negative or NaN ``alpha``
-        or ``rank_tol`` (an infinite ``rank_tol`` too).
+        or ``rank_tol`` (an infinite ``rank_tol`` too), or a ``drop_zero_heads``
+        that is not a bool.
 
     Examples
     --------
@@ -214,6 +226,12 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
     (9, 2)
     >>> bool(np.allclose(layer(x), conv(x, w), rtol=0, atol=1e-12))
     True
+    >>> w[0] = 0                                            # a kernel with its first row zero
+    >>> sparse = conv_to_mhsa(w, alpha=float("inf"), drop_zero_heads=True)
+    >>> sparse.n_heads, sparse.kernel_indices.tolist()
+    (6, [3, 4, 5, 6, 7, 8])
+    >>> bool(np.allclose(sparse(x), conv(x, w), rtol=0, atol=1e-12))
+    True
     """
     alpha = as_alpha(alpha)
     weight = as_float_array(weight, "weight")
@@ -223,23 +241,30 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         bias = as_float_array(bias, "bias")
         if bias.shape != (cfg.d_out,):
             raise ShapeError(f"`bias` must have shape ({cfg.d_out},), got {bias.shape}")
-    if rank_tol is not None:
-        if isinstance(rank_tol, bool) or not isinstance(rank_tol, numbers.Real):
-            raise ParameterTypeError(
-                f"`rank_tol` must be a real number >= 0 or None, got {type(rank_tol).__name__} {rank_tol!r}"
-            )
-        if not (math.isfinite(rank_tol) and rank_tol >= 0):
-            raise ParameterValueError(f"`rank_tol` must be a finite number >= 0 or None, got {rank_tol!r}")
-        rank_tol = float(rank_tol)
+    rank_tol = check_rank_tol(rank_tol)
+    if not isinstance(drop_zero_heads, bool):
+        raise ParameterTypeError(
+            f"`drop_zero_heads` must be True or False, got {type(drop_zero_heads).__name__} {drop_zero_heads!r}"
+        )
     shifts = shift_set(cfg.kernel_size, dilation=cfg.dilation)              # (H, D)
     mats = kernel_slices(weight, cfg.groups)                                # (H, d_in, d_out)
+    kernel_indices = None
+    if drop_zero_heads:
+        kernel_indices = _nonzero_slices(mats, shifts)
+        shifts, mats = shifts[kernel_indices], mats[kernel_indices]
     w_val, w_out, ranks, allowances = split_slices(mats, d_head, rank_tol, shifts)
-    H, D = shifts.shape
-    d_p = D + 1
-    dtype = weight.dtype
-    zeros = np.zeros((H, cfg.d_in, d_p), dtype=dtype)
-    finite = math.isfinite(alpha)
-    v64 = quadratic_head_vectors(shifts, alpha if finite else 1.0)             # Lemma 2
+    _check_alpha_fits(shifts, alpha, weight.dtype)
+    b_out = np.zeros(cfg.d_out, dtype=weight.dtype) if bias is None else bias.copy()
+    mhsa = _quadratic_layer(shifts, alpha, w_val, w_out, b_out, memory_budget)
+    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias, rank_tol, kernel_indices,
+                         allowances=allowances)
+
+
+def _check_alpha_fits(shifts: np.ndarray, alpha: float, dtype: np.dtype) -> None:
+    """Refuse an ``α`` whose head vectors ``−α(1, −2Δ)`` the weights' type cannot hold."""
+    if not math.isfinite(alpha):
+        return
+    v64 = quadratic_head_vectors(shifts, alpha)                               # Lemma 2
     top = float(np.finfo(dtype).max)
     if not float(np.abs(v64).max()) <= top:
         reach = max(1, 2 * int(np.abs(shifts).max()))
@@ -248,12 +273,103 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
             f"-alpha (1, -2 shift) reach {float(np.abs(v64).max()):.4g}, above {np.dtype(dtype).name}'s "
             f"largest number {top:.6g}; the largest alpha {np.dtype(dtype).name} can hold for these "
             f"shifts is {math.floor(top / reach):.6g} (or use alpha=inf for hard attention)")
-    v = v64.astype(dtype)
-    mhsa = MultiHeadSelfAttention(
+
+
+def _quadratic_layer(centres: np.ndarray, alpha: float | np.ndarray, w_val: np.ndarray,
+                     w_out: np.ndarray, b_out: np.ndarray, memory_budget: int) -> MultiHeadSelfAttention:
+    """Lemma 2's positional heads on ``centres`` with Lemma 1's value and output blocks."""
+    H, D = centres.shape
+    d_p = D + 1
+    dtype = w_val.dtype
+    zeros = np.zeros((H, w_val.shape[1], d_p), dtype=dtype)
+    finite = bool(np.all(np.isfinite(alpha)))
+    v = quadratic_head_vectors(centres, alpha if finite else 1.0).astype(dtype)  # Lemma 2
+    return MultiHeadSelfAttention(
         w_qry=zeros, w_key=zeros, w_key_hat=np.tile(np.eye(d_p, dtype=dtype), (H, 1, 1)),
-        u=np.zeros((H, d_p), dtype=dtype), v=v, w_val=w_val, w_out=w_out,
-        b_out=np.zeros(cfg.d_out, dtype=dtype) if bias is None else bias.copy(),
+        u=np.zeros((H, d_p), dtype=dtype), v=v, w_val=w_val, w_out=w_out, b_out=b_out,
         beta=1.0 if finite else math.inf, memory_budget=memory_budget,
     )
-    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias,
-                         None if rank_tol is None else float(rank_tol), allowances=allowances)
+
+
+def centres_to_mhsa(centres: np.ndarray, alpha: float | np.ndarray, w_val: np.ndarray,
+                    w_out: np.ndarray, b_out: np.ndarray | None = None, *,
+                    memory_budget: int = DEFAULT_MEMORY_BUDGET) -> MultiHeadSelfAttention:
+    """The quadratic-encoding layer with heads on any real centres (Lemma 2, Lemma 1's blocks).
+
+    Head ``h`` scores key ``k`` of query ``q`` with ``−α_h‖δ − Δ_h‖²`` (up to a
+    constant), ``δ = k − q``, and carries the value and output blocks given. With
+    the integer centres of a shift set and ``W_val^(h) W_out^(h) = W_Δh`` this is
+    the layer of :func:`conv_to_mhsa` before padding and cropping. A half-integer
+    centre gives a head that weights its two (four) nearest pixels equally:
+    a legitimate head, but no longer one shift, so the leak bound of
+    :func:`attn_expressivity.leak_bound` (which needs an integer centre) does not
+    apply to it.
+
+    Parameters
+    ----------
+    centres : array of int or float, shape ``(n_heads, D)``
+        ``Δ_h``, finite.
+    alpha : float or array of float, shape ``(n_heads,)``
+        ``α_h`` in ``[0, ∞)``, or ``inf`` (one value for every head) for hard attention
+        (``β = ∞``: the weight is spread evenly over the keys nearest to ``q + Δ_h``).
+    w_val : ndarray, shape ``(n_heads, d_in, d_head)``
+    w_out : ndarray, shape ``(n_heads * d_head, d_out)``
+    b_out : ndarray, shape ``(d_out,)``, optional
+        Zero by default.
+    memory_budget : int, optional
+        Passed to :class:`~attn_expressivity.MultiHeadSelfAttention`.
+
+    Returns
+    -------
+    MultiHeadSelfAttention
+
+    Raises
+    ------
+    ParameterValueError, ParameterTypeError, ShapeError, NonFiniteError
+        As for :func:`~attn_expressivity.quadratic_head_vectors` and
+        :class:`~attn_expressivity.MultiHeadSelfAttention`; a negative ``α``, or
+        ``α = inf`` given per head.
+
+    Examples
+    --------
+    A head half a pixel to the right of the query averages the query and its
+    right neighbour (1-D, α large):
+
+    >>> layer = centres_to_mhsa(np.array([[0.5]]), 40.0, np.ones((1, 1, 1)), np.ones((1, 1)))
+    >>> x = np.array([[0.0], [2.0], [4.0], [6.0]])
+    >>> np.round(layer(x)[:, 0], 12).tolist()
+    [1.0, 3.0, 5.0, 6.0]
+    """
+    if isinstance(alpha, np.ndarray) and alpha.ndim > 0:
+        if alpha.dtype.kind == "f" and np.isinf(alpha).any():
+            raise ParameterValueError(
+                "`alpha` = inf is one value for every head (hard attention, beta=inf); "
+                "per-head values must be finite"
+            )
+    else:
+        alpha = as_alpha(alpha)
+    w_val = as_float_array(w_val, "w_val")
+    if b_out is None:
+        w_out_arr = as_float_array(w_out, "w_out")
+        if w_out_arr.ndim != 2:
+            raise ShapeError(f"`w_out` must have shape (n_heads * d_head, d_out), got {w_out_arr.shape}")
+        b_out = np.zeros(w_out_arr.shape[1], dtype=w_val.dtype)
+    centres = np.asarray(centres)
+    if centres.ndim != 2 or (w_val.ndim == 3 and centres.shape[0] != w_val.shape[0]):
+        raise ShapeError(
+            f"`centres` must have shape (n_heads, D) with n_heads = {w_val.shape[0]} "
+            f"(the heads of `w_val`), got {centres.shape}"
+        )
+    return _quadratic_layer(centres, alpha, w_val, w_out, b_out, memory_budget)
+
+
+def _nonzero_slices(mats: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Raster indices of the slices that are not exactly zero (at least one index).
+
+    A dropped slice adds ``X_{q+Δ} · 0 = 0`` to the convolution, exactly. A
+    layer needs a head: for an all-zero kernel, keep the shift nearest the centre.
+    """
+    keep = np.flatnonzero((mats != 0).reshape(mats.shape[0], -1).any(axis=1))
+    if keep.size == 0:
+        keep = np.array([int(np.argmin((shifts**2).sum(axis=1)))])
+    return keep.astype(np.int64)

@@ -26,15 +26,17 @@ full-rank float16 kernel is never truncated to a lower rank.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from .._threads import single_blas_thread
 from .._validation import as_int
-from ..errors import HeadDimensionError, ParameterValueError
+from ..errors import HeadDimensionError, ParameterTypeError, ParameterValueError
 
-__all__ = ["Split", "certainly_full_rank", "factorisation_allowance", "slice_ranks", "split_slices"]
+__all__ = ["Split", "certainly_full_rank", "check_rank_tol", "factorisation_allowance", "slice_ranks",
+           "split_slices"]
 
 
 class Split(NamedTuple):
@@ -121,6 +123,31 @@ def _identity_split(mats: np.ndarray, dh: int) -> tuple[np.ndarray, np.ndarray]:
         w_out[:, :d_out, :] = np.eye(d_out, dtype=mats.dtype)
     return w_val, w_out.reshape(H * dh, d_out)
 
+
+def check_rank_tol(rank_tol: object) -> float | None:
+    """Validate a rank tolerance: None (the default rule) or a finite real number ``>= 0``.
+
+    Raises
+    ------
+    ParameterTypeError
+        Not a real number (a bool, a string ...).
+    ParameterValueError
+        Negative, infinite or NaN.
+
+    Examples
+    --------
+    >>> check_rank_tol(None), check_rank_tol(1e-9)
+    (None, 1e-09)
+    """
+    if rank_tol is None:
+        return None
+    if isinstance(rank_tol, bool) or not isinstance(rank_tol, numbers.Real):
+        raise ParameterTypeError(
+            f"`rank_tol` must be a real number >= 0 or None, got {type(rank_tol).__name__} {rank_tol!r}"
+        )
+    if not (math.isfinite(rank_tol) and rank_tol >= 0):
+        raise ParameterValueError(f"`rank_tol` must be a finite number >= 0 or None, got {rank_tol!r}")
+    return float(rank_tol)
 
 
 def split_slices(mats: np.ndarray, d_head: object, rank_tol: float | None,

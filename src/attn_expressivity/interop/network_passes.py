@@ -1,0 +1,338 @@
+"""The passes behind :func:`~attn_expressivity.interop.verify_model.verify_model`.
+
+Run a traced network while recording every node's value (:class:`Recorder`); the
+coarse pass (elementwise bounds carried forward, every node checked against its
+bound) and the fine pass (the outputs' difference as a sum over nodes of Jacobians
+times local terms, one float64 backward pass per output element). The
+derivations are on ``docs/network_bounds.md``; this module imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx
+
+from ..bounds.rounding import gamma
+from .layer_bounds import U64, raise_sum
+from .network_rules import NodeRun, Unbounded, rule_for
+
+__all__ = ["Pass", "Recorder", "coarse_pass", "fine_pass", "largest", "max_abs", "output_nodes",
+           "output_tensors", "sum_of_products_kernels"]
+
+
+# --------------------------------------------------------------------------- running both networks
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of a node's value that later in-place operations cannot change."""
+    if torch.is_tensor(value):
+        return value.detach().clone()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_snapshot(v) for v in value)
+    return value
+
+
+class Recorder(torch.fx.Interpreter):
+    """Runs a traced network and keeps a copy of every node's value, keyed by node name."""
+
+    def __init__(self, gm: Any) -> None:
+        super().__init__(gm)
+        self.values: dict[str, Any] = {}
+
+    def run_node(self, n: Any) -> Any:
+        out = super().run_node(n)
+        self.values[n.name] = _snapshot(out)
+        return out
+
+
+@contextlib.contextmanager
+def sum_of_products_kernels():
+    """Convolutions and matrix products as sums of products in the working precision.
+
+    cuDNN (FFT and Winograd algorithms), TF32, reduced-precision float32 matrix
+    products and NNPACK are switched off for the duration (the rounding model of
+    :mod:`~attn_expressivity.interop.network_rules` does not cover them).
+    """
+    cudnn, cuda = torch.backends.cudnn, torch.backends.cuda
+    saved = (cudnn.enabled, cudnn.allow_tf32, cuda.matmul.allow_tf32,
+             torch.get_float32_matmul_precision())
+    try:
+        cudnn.enabled, cudnn.allow_tf32, cuda.matmul.allow_tf32 = False, False, False
+        torch.set_float32_matmul_precision("highest")
+        with torch.backends.nnpack.flags(enabled=False):
+            yield
+    finally:
+        cudnn.enabled, cudnn.allow_tf32, cuda.matmul.allow_tf32 = saved[:3]
+        torch.set_float32_matmul_precision(saved[3])
+
+
+def _occurrences(node: Any) -> list[Any]:
+    """The nodes among ``node``'s arguments, in order, with repetitions."""
+    found: list[Any] = []
+    torch.fx.node.map_arg((node.args, node.kwargs), lambda m: found.append(m) or m)
+    return found
+
+
+def _same(a: Any, b: Any) -> bool:
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return False
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def max_abs(t: Any) -> float:
+    return float(t.detach().to(torch.float64).abs().max()) if t.numel() else 0.0
+
+
+def output_tensors(value: Any) -> list[Any]:
+    if torch.is_tensor(value):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in output_tensors(v)]
+    return []
+
+
+# --------------------------------------------------------------------------- the coarse pass
+
+
+@dataclass
+class Pass:
+    """What the coarse pass leaves for the fine pass and the report."""
+
+    bound: dict[str, Any] = field(default_factory=dict)        # e_n, elementwise (None: unknown)
+    fine_scale: dict[str, float] = field(default_factory=dict)  # E'_n (module docstring)
+    sources: dict[str, Any] = field(default_factory=dict)      # s_n, float64
+    derivatives: dict[str, Any] = field(default_factory=dict)  # f' of pointwise nodes
+    unknown: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    backward_terms: int = 0
+
+
+def _is_float(t: Any) -> bool:
+    return torch.is_tensor(t) and t.is_floating_point()
+
+
+def _caller(node: Any, module: Any, values: dict) -> Any:
+    """``call(tensors)``: the node's operation with ``tensors`` for its floating-point tensor inputs."""
+    def call(tensors: list[Any]) -> Any:
+        it = iter(tensors)
+        pick = lambda m: next(it) if _is_float(values[m.name]) else values[m.name]  # noqa: E731
+        args = torch.fx.node.map_arg(node.args, pick)
+        kwargs = torch.fx.node.map_arg(node.kwargs, pick)
+        with torch.no_grad():
+            if node.op == "call_module":
+                return module(*args, **kwargs)
+            if node.op == "call_method":
+                return getattr(args[0], node.target)(*args[1:], **kwargs)
+            return node.target(*args, **kwargs)
+    return call
+
+
+def _node_run(node: Any, ins: list[Any], gm: Any, cgm: Any, vo: dict, vc: dict) -> NodeRun:
+    value = lambda m: vo[m.name]  # noqa: E731
+    module = cmodule = None
+    if node.op == "call_module":
+        module, cmodule = gm.get_submodule(node.target), cgm.get_submodule(node.target)
+    return NodeRun(node, [(vo[m.name], vc[m.name]) for m in ins], (vo[node.name], vc[node.name]),
+                   call=_caller(node, module, vo), module=module, converted_module=cmodule,
+                   args=torch.fx.node.map_arg(node.args, value),
+                   kwargs=torch.fx.node.map_arg(node.kwargs, value))
+
+
+def _unknown(state: Pass, node: Any, reason: str) -> None:
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    state.unknown.append({"node": node.name, "op": node.op, "target": target, "reason": reason})
+    state.bound[node.name] = None
+
+
+def _exact_value(state: Pass, node: Any, a: Any, c: Any) -> None:
+    """A node whose value is not a floating-point tensor: both networks must agree on it."""
+    same = torch.equal(a, c) if torch.is_tensor(a) and torch.is_tensor(c) and a.shape == c.shape \
+        else _same(a, c)
+    if same:
+        state.bound[node.name] = torch.zeros(a.shape, dtype=torch.float64, device=a.device) \
+            if torch.is_tensor(a) else 0.0
+        state.fine_scale[node.name] = 0.0
+    else:
+        _unknown(state, node, "a value that is not a floating-point tensor and differs "
+                              "between the networks")
+
+
+def _visit(state: Pass, node: Any, gm: Any, cgm: Any, vo: dict, vc: dict) -> None:
+    """The bounds of one node, from its inputs' (module docstring of :mod:`network_rules`)."""
+    a, c = vo[node.name], vc[node.name]
+    if not (_is_float(a) and _is_float(c)):
+        _exact_value(state, node, a, c)
+        return
+    ins = [m for m in _occurrences(node) if _is_float(vo[m.name])]
+    if any(state.bound.get(m.name) is None for m in _occurrences(node)):
+        state.bound[node.name] = None                  # downstream of an unknown node
+        return
+    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(c).all())):
+        _unknown(state, node, "non-finite values")
+        return
+    try:
+        step = rule_for(_node_run(node, ins, gm, cgm, vo, vc))
+        e_in = [state.bound[m.name] for m in ins]
+        spread = step.spread(e_in) if ins else 0.0
+        source = step.local if step.remainder is None else step.local + step.remainder(e_in)
+    except Unbounded as exc:
+        _unknown(state, node, str(exc))
+        return
+    up = 1 + 64 * U64
+    e_out = torch.broadcast_to((spread + step.local) * up, a.shape).to(torch.float64).contiguous()
+    state.bound[node.name] = e_out
+    combine = max if step.concat else sum
+    f_in = [state.fine_scale[m.name] for m in ins]
+    state.fine_scale[node.name] = (combine((lip * f for lip, f in zip(step.lips, f_in)), start=0.0)
+                                   if not step.concat else max(f_in, default=0.0)) * up \
+        + largest(source) * up
+    state.sources[node.name] = source
+    if step.derivative is not None:
+        state.derivatives[node.name] = (step.derivative, ins[0].name)
+    state.backward_terms += step.backward_terms + len(node.users)
+    diff = (c.detach().to(torch.float64) - a.detach().to(torch.float64)).abs()
+    if bool((diff > e_out).any()):
+        worst = int(torch.argmax(diff - e_out))
+        state.violations.append({"node": node.name, "measured": float(diff.flatten()[worst]),
+                                 "bound": float(e_out.flatten()[worst])})
+    if step.layer is not None:
+        state.layers.append(_layer_row(node, step, ins, vo, vc, largest(diff), largest(e_out)))
+
+
+def largest(t: Any) -> float:
+    if torch.is_tensor(t):
+        return float(t.max()) if t.numel() else 0.0
+    return float(t)
+
+
+def _layer_row(node: Any, step: Any, ins: list[Any], vo: dict, vc: dict, measured: float,
+               coarse: float) -> dict[str, Any]:
+    t = step.layer
+    return {"name": node.target, "node": node.name, "n_heads": t["n_heads"],
+            "kernel_size": t["kernel_size"], "stride": t["stride"], "radius": t["radius"],
+            "input_max": [max_abs(vo[ins[0].name]), max_abs(vc[ins[0].name])],
+            "output_max": [max_abs(vo[node.name]), max_abs(vc[node.name])],
+            "leak": t["leak"], "leak_term": float(t["leak_term"].max()),
+            "rounding_term": float(t["rounding_term"].max()),
+            "local_bound": largest(step.local), "coarse_bound": coarse, "measured": measured,
+            "fine_share": None}
+
+
+def coarse_pass(gm: Any, cgm: Any, vo: dict, vc: dict, bar: Any) -> Pass:
+    state = Pass()
+    for node in gm.graph.nodes:
+        if node.op in ("placeholder", "get_attr"):
+            v = vo[node.name]
+            state.bound[node.name] = torch.zeros(v.shape, dtype=torch.float64, device=v.device) \
+                if torch.is_tensor(v) else 0.0
+            state.fine_scale[node.name] = 0.0
+        elif node.op != "output":
+            _visit(state, node, gm, cgm, vo, vc)
+        bar.update(1)
+    return state
+
+
+# --------------------------------------------------------------------------- the fine pass
+
+
+def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> dict[str, Any]:
+    """Every node's value, equal to the converted network's, with the original's Jacobian.
+
+    Node ``n = f(m)`` gets ``ã_n + (f(l_m) − f(l_m).detach())``: its value is
+    exactly ``ã_n`` (``v − v = 0``), its gradient is ``f``'s at its inputs'
+    values ``ã_m``, evaluated in float64 on the original modules. A pointwise
+    function gets ``ã_n + f'(ã_m) (l_m − l_m.detach())`` with the rule's own
+    ``f'`` instead of PyTorch's backward formula. Inputs are cloned so that
+    in-place operations leave them alone.
+    """
+    lin: dict[str, Any] = {}
+    take = lambda m: lin[m.name].clone() if torch.is_tensor(lin[m.name]) else lin[m.name]  # noqa: E731
+    for node in gm64.graph.nodes:
+        value = vc[node.name]
+        floating = torch.is_tensor(value) and value.is_floating_point()
+        if node.op == "placeholder":
+            lin[node.name] = value.detach().to(torch.float64).requires_grad_(True) if floating else value
+        elif node.op == "get_attr":          # constants: tracked too, so nothing downstream is dropped
+            v = _attr(gm64, node.target)
+            lin[node.name] = v.detach().clone().requires_grad_(True) \
+                if torch.is_tensor(v) and v.is_floating_point() else v
+        elif node.name in derivatives:
+            derivative, source = derivatives[node.name]
+            arg = lin[source]
+            slope = derivative(vc[source].detach().to(torch.float64))
+            lin[node.name] = value.detach().to(torch.float64) + slope * (arg - arg.detach())
+        elif node.op in ("call_module", "call_function", "call_method"):
+            out = _call(gm64, node, torch.fx.node.map_arg(node.args, take),
+                        torch.fx.node.map_arg(node.kwargs, take))
+            if torch.is_tensor(out) and out.is_floating_point() and out.requires_grad:
+                out = value.detach().to(torch.float64) + (out - out.detach())
+            elif floating:
+                out = value.detach().to(torch.float64)
+            lin[node.name] = out
+    return lin
+
+
+def _call(gm: Any, node: Any, args: Any, kwargs: Any) -> Any:
+    if node.op == "call_module":
+        return gm.get_submodule(node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    return getattr(args[0], node.target)(*args[1:], **kwargs)
+
+
+def _attr(module: Any, target: str) -> Any:
+    for part in target.split("."):
+        module = getattr(module, part)
+    return module.detach() if torch.is_tensor(module) else module
+
+
+def fine_pass(gm: Any, vc: dict, state: Pass, outputs: list[str], max_outputs: int,
+               bar_factory: Any) -> tuple[float | None, dict[str, float], str | None]:
+    """``max_j Σ_n Σ_e |J_n[j, e]| s_n[e]`` plus the gradients' rounding (module docstring)."""
+    gm64 = copy.deepcopy(gm).to(torch.float64)
+    with torch.enable_grad():
+        lin = _linearised(gm64, vc, state.derivatives)
+        flat = torch.cat([lin[name].reshape(-1) for name in outputs])
+        n_out = flat.numel()
+        if n_out > max_outputs:
+            return None, {}, (f"fine bound skipped: {n_out} output elements > max_outputs = "
+                              f"{max_outputs} (one backward pass each); the bound is the coarse one")
+        names = [n for n, s in state.sources.items()
+                 if torch.is_tensor(lin.get(n)) and lin[n].requires_grad and largest(s) > 0]
+        tensors = [lin[n] for n in names]
+        best, shares = -1.0, {}
+        bar = bar_factory(n_out, "fine bound (one backward pass per output)")
+        for j in range(n_out):
+            grads = torch.autograd.grad(flat[j], tensors, retain_graph=True, allow_unused=True)
+            parts = {}
+            for name, g in zip(names, grads):
+                if g is not None:
+                    s = state.sources[name]
+                    parts[name] = raise_sum(float((g.abs() * s).sum()), g.numel())
+            total = raise_sum(math.fsum(parts.values()), len(parts))
+            if total > best:
+                best, shares = total, parts
+            bar.update(1)
+        bar.close()
+    # the gradients' own rounding: within γ_K of the absolute chain, which E' bounds
+    k = state.backward_terms + len(state.sources) + 2
+    out_scale = max(state.fine_scale[name] for name in outputs)
+    return (best + gamma(k, U64) * out_scale) * (1 + 8 * U64), shares, None
+
+
+def output_nodes(gm: Any) -> list[Any]:
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    found: list[Any] = []
+    torch.fx.node.map_arg(out.args, lambda m: found.append(m) or m)
+    return list(dict.fromkeys(found))

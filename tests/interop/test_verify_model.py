@@ -1,0 +1,192 @@
+"""verify_model: the bound on a converted network's outputs holds, is reasonably tight, and is never a false PASS."""
+
+import json
+import math
+import pathlib
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch", reason="needs the torch extra: pip install torch==2.13.0")
+
+import nets  # noqa: E402  (tests/interop/conftest.py puts this folder on the path)
+
+from attn_expressivity import (  # noqa: E402
+    OptionalDependencyError,
+    ParameterTypeError,
+    ParameterValueError,
+    verify_model,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+
+
+def network(name, seed=0, dtype=torch.float64):
+    factory, shape = nets.NETWORKS[name]
+    torch.manual_seed(seed)
+    model = nets.randomise_batchnorm(factory(), torch.Generator().manual_seed(seed + 1))
+    return model.to(dtype), shape
+
+
+@settings(max_examples=6, deadline=None)
+@given(name=st.sampled_from(sorted(nets.NETWORKS)), seed=st.integers(0, 2**16),
+       alpha=st.sampled_from([math.inf, 40.0, 16.0, 7.0, 3.0, 1.0]),
+       dtype=st.sampled_from(["float64", "float32"]), scale=st.sampled_from([1e-3, 1.0, 30.0]))
+def test_the_bound_is_never_violated(name, seed, alpha, dtype, scale):
+    """Random networks, inputs, scales, alphas and dtypes: PASS, at the outputs and at every node."""
+    model, shape = network(name, seed % 7, getattr(torch, dtype))
+    x = scale * torch.randn((1,) + shape, generator=torch.Generator().manual_seed(seed),
+                            dtype=getattr(torch, dtype))
+    report = verify_model(model, x, alpha=alpha, progress=False)
+    assert report.unknown == [] and report.violations == []
+    assert report.status == "PASS" and report.max_abs_error <= report.bound
+    assert report.bound == min(report.bound_coarse, report.bound_fine)
+
+
+@pytest.mark.parametrize("name", sorted(nets.NETWORKS))
+def test_the_bound_is_within_100x_of_the_measured_difference(name):
+    """float64, alpha = 20 (the leak is what differs, rounding far below it): bound <= 100 x measured.
+
+    (In the rounding regime, alpha >= 37 in float64, worst-case rounding bounds are 10²–10⁴ times
+    the measured difference: docs/network_bounds.md.)"""
+    model, shape = network(name)
+    x = torch.randn((1,) + shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    report = verify_model(model, x, alpha=20.0, progress=False)
+    assert report.status == "PASS"
+    assert report.max_abs_error > 0 and report.bound <= 100 * report.max_abs_error
+    assert len(report.layers) == len(
+        [m for m in model.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)])
+
+
+def test_report_table_and_strict_json():
+    model, shape = network("resnet")
+    report = verify_model(model, torch.randn((1,) + shape, dtype=torch.float64), alpha=math.inf,
+                          progress=False)
+    d = report.to_dict()
+    text = json.dumps(d, allow_nan=False)
+    assert d["alpha"] == "inf" and d["holds"] is True and '"status": "PASS"' in text
+    stem = report.layers[0]
+    assert stem["name"] == "conv1" and stem["n_heads"] == 49 and stem["radius"] == [0, 0]
+    assert stem["leak"] == 0.0 and stem["input_max"][0] == stem["input_max"][1]
+    assert stem["measured"] <= stem["coarse_bound"] and stem["fine_share"] is not None
+    summary = report.summary()
+    assert "conv1" in summary and "a-priori bound" in summary and summary.endswith("PASS")
+
+
+class LayerNormNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.norm = torch.nn.LayerNorm([2, 5, 5])
+
+    def forward(self, x):
+        return torch.exp(self.norm(self.conv(x)))
+
+
+class DataDependent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y if bool(y.sum() > 0) else -y
+
+
+def test_what_it_cannot_bound_is_named_and_the_bound_is_unknown():
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    report = verify_model(LayerNormNet().double(), x, alpha=10.0, progress=False)
+    assert report.status == "UNKNOWN" and report.bound is None and not report.holds
+    assert [u["node"] for u in report.unknown] == ["norm"]
+    assert "LayerNorm" in report.unknown[0]["reason"]
+    assert "UNKNOWN at norm" in report.summary()
+    train = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), torch.nn.BatchNorm2d(2)).double().train()
+    report = verify_model(train, x, alpha=10.0, progress=False)
+    assert report.status == "UNKNOWN" and "training mode" in report.unknown[0]["reason"]
+    assert train.training and float(train[1].running_mean.abs().max()) == 0.0   # left unchanged
+    report = verify_model(DataDependent().double(), x, alpha=10.0, progress=False)
+    assert report.status == "UNKNOWN" and report.unknown[0]["op"] == "trace"
+    assert report.max_abs_error >= 0 and "symbolic_trace" in report.unknown[0]["reason"]
+
+
+def test_a_wrong_layer_bound_is_caught_not_passed(monkeypatch):
+    """With the route's bound replaced by zero, the measured differences exceed the bounds: FAIL."""
+    import attn_expressivity.interop.network_rules as rules
+
+    real = rules.separable_error_bound
+
+    def zero(module, x):
+        terms = real(module, x)
+        return dict(terms, bound=terms["bound"] * 0)
+
+    monkeypatch.setattr(rules, "separable_error_bound", zero)
+    model, shape = network("dilated")
+    report = verify_model(model, torch.randn((1,) + shape, dtype=torch.float64), alpha=6.0, progress=False)
+    assert report.status == "FAIL" and report.violations
+    assert report.violations[0]["measured"] > report.violations[0]["bound"]
+
+
+def test_progress_needs_tqdm(monkeypatch):
+    model = torch.nn.Conv1d(1, 1, 3).double()
+    x = torch.randn(1, 1, 6, dtype=torch.float64)
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with pytest.raises(OptionalDependencyError, match="pip install tqdm"):
+        verify_model(model, x, alpha=1.0, progress=True)
+    assert verify_model(model, x, alpha=1.0).status == "PASS"          # None: no bar, no error
+
+
+def test_bad_arguments():
+    model = torch.nn.Conv1d(1, 1, 3)
+    with pytest.raises(ParameterTypeError, match="torch.nn.Module, got str"):
+        verify_model("net", torch.randn(1, 1, 5), alpha=1.0)
+    with pytest.raises(ParameterTypeError, match="`x` must be a torch.Tensor"):
+        verify_model(model, [1.0], alpha=1.0)
+    with pytest.raises(ParameterTypeError, match=r"float32 or float64 \(the bounds need m·u < 1\), got torch.float16"):
+        verify_model(model, torch.randn(1, 1, 5).half(), alpha=1.0)
+    with pytest.raises(ParameterTypeError, match="is torch.float32 but `x` is torch.float64"):
+        verify_model(model, torch.randn(1, 1, 5, dtype=torch.float64), alpha=1.0)
+    with pytest.raises(ParameterValueError, match="alpha"):
+        verify_model(model, torch.randn(1, 1, 5), alpha=float("nan"))
+    with pytest.raises(ParameterValueError, match="max_outputs"):
+        verify_model(model, torch.randn(1, 1, 5), alpha=1.0, max_outputs=-1)
+
+
+def test_many_outputs_fall_back_to_the_coarse_bound():
+    model, shape = network("conv1d")
+    report = verify_model(model, torch.randn((2,) + shape, dtype=torch.float64), alpha=20.0,
+                          max_outputs=3, progress=False)
+    assert report.bound_fine is None and report.bound == report.bound_coarse
+    assert report.status == "PASS" and "max_outputs = 3" in report.notes[0]
+
+
+def layernorm_net():
+    return LayerNormNet()
+
+
+def test_cli_exit_codes_and_json(monkeypatch, capsys):
+    """0 on PASS, 1 when the bound is unknown (or violated), 2 for bad usage; --json is strict JSON."""
+    from attn_expressivity import cli
+
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent))
+    assert cli.main(["verify-model", "nets:conv1d_net", "--input-size", "2x23", "--alpha", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "a-priori bound" in out and out.rstrip().endswith("PASS")
+    assert cli.main(["verify-model", "nets:conv3d_net", "--input-size", "1x5x7x6", "--alpha", "inf",
+                     "--dtype", "float32", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["status"] == "PASS" and d["alpha"] == "inf" and d["dtype"] == "float32"
+    assert d["max_abs_error"] <= d["bound"] and len(d["layers"]) == 2
+    assert cli.main(["verify-model", "test_verify_model:layernorm_net", "--input-size", "2x5x5"]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("UNKNOWN")
+
+
+def test_cli_without_torch_is_one_line(monkeypatch, capsys):
+    from attn_expressivity import cli
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert cli.main(["verify-model", "nets:resnet_style", "--input-size", "3x32x32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install torch==2.13.0" in err and "Traceback" not in err
