@@ -157,9 +157,11 @@ def test_long_signal_within_the_memory_budget(path):
     assert peak <= budget + linear + tables + 2**18, (peak, budget + linear + tables)
 
 
-@pytest.mark.parametrize("argv", [["--ndim", "6", "--image-size", "32"], ["--image-size", "100000"],
-                                  ["--in-channels", "100000000"]])
-def test_oversized_requests_are_refused_before_allocating(argv, capsys, monkeypatch):
+@pytest.mark.parametrize(("argv", "shapes"), [
+    (["--ndim", "6", "--image-size", "32"], "kernel (3, 3, 3, 3, 3, 3), 8 -> 16 channels, image (32, 32, 32, 32, 32, 32)"),
+    (["--image-size", "100000"], "kernel (3, 3), 8 -> 16 channels, image (100000, 100000)"),
+    (["--in-channels", "100000000"], "kernel (3, 3), 100000000 -> 16 channels, image (32, 32)")])
+def test_oversized_requests_are_refused_before_allocating(argv, shapes, capsys, monkeypatch):
     import attn_expressivity.convolution.instances as instances
 
     def never(**kwargs):
@@ -168,6 +170,7 @@ def test_oversized_requests_are_refused_before_allocating(argv, capsys, monkeypa
     assert main(["verify", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "this request needs about" in err and "GiB" in err
+    assert shapes in err          # the shapes of the request, every axis spelled out
 
 
 def test_a_long_signal_is_verified_from_the_command_line(capsys):

@@ -79,15 +79,20 @@ def request_bytes(*, kernel_size: tuple[int, ...], in_channels: int, out_channel
     >>> request_bytes(kernel_size=(3,), in_channels=8, out_channels=16, image_size=(32,)) < 2**22
     True
     """
-    ks = tuple(int(k) for k in kernel_size)
-    im = tuple(int(i) for i in image_size)
-    nd = ndim if ndim is not None else (max(len(ks), len(im)) if max(len(ks), len(im)) > 1 else 2)
-    ks = ks * nd if len(ks) == 1 else ks
-    im = im * nd if len(im) == 1 else im
+    ks, im = _request_shapes(kernel_size, image_size, ndim)
     pixels = math.prod(im) * batch
     padded = math.prod(i + k for i, k in zip(im, ks)) * batch
     kernel = math.prod(ks) * (in_channels // max(groups, 1)) * out_channels
     return 8 * (kernel + (pixels + 2 * padded) * in_channels + 12 * pixels * out_channels)
+
+
+def _request_shapes(kernel_size: tuple[int, ...], image_size: tuple[int, ...],
+                    ndim: int | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The kernel and image shapes of a request, a single size repeated over the axes."""
+    ks = tuple(int(k) for k in kernel_size)
+    im = tuple(int(i) for i in image_size)
+    nd = ndim if ndim is not None else (max(len(ks), len(im)) if max(len(ks), len(im)) > 1 else 2)
+    return (ks * nd if len(ks) == 1 else ks), (im * nd if len(im) == 1 else im)
 
 
 def check_request(*, kernel_size: tuple[int, ...], in_channels: int, out_channels: int,
@@ -115,9 +120,10 @@ def check_request(*, kernel_size: tuple[int, ...], in_channels: int, out_channel
                          image_size=image_size, ndim=ndim, groups=groups, batch=batch)
     limit = int(0.8 * machine_memory()) if limit is None else limit
     if need > limit:
+        ks, im = _request_shapes(kernel_size, image_size, ndim)
         raise ParameterValueError(
-            f"this request needs about {need / 2**30:.2g} GiB (kernel {tuple(kernel_size)}, "
-            f"{in_channels} -> {out_channels} channels, image {tuple(image_size)}), more than the "
+            f"this request needs about {need / 2**30:.2g} GiB (kernel {ks}, "
+            f"{in_channels} -> {out_channels} channels, image {im}), more than the "
             f"{limit / 2**30:.3g} GiB available; use a smaller image, fewer channels or a smaller kernel")
     return need
 
