@@ -218,6 +218,7 @@ CLI_ROWS = [
     ("learn", "--all without a folder", "learn --all", "exit 2", r"--all needs --out DIR"),
     ("learn", "unknown experiment", "learn nonsense", "exit 2", r"invalid choice: 'nonsense'"),
     ("learn", "negative seed", "learn teacher --seed -1", "exit 2", r"--seed: expected an integer from 0"),
+    ("learn", "--heads with the CNN", "learn classify --model cnn --heads 64", "exit 2", r"--heads 64 has no meaning with --model cnn"),
 ]
 
 

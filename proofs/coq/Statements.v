@@ -2,9 +2,14 @@
 
     Each main theorem's statement is written out here in full and checked
     against the proved one ([Check (@name : statement)]): a theorem whose
-    statement drifts breaks the build.  The definitions the statements use
-    are pinned the same way, by their unfolding ([erefl]).  Read this file
-    against the paper; the proofs are in the files it names.
+    statement drifts breaks the build.  Every definition, projection and
+    notation the statements depend on, directly or through other definitions,
+    is pinned by its unfolding ([erefl : name args = unfolding]), and the
+    constructor of the layer's weights by its type; [proofs/coq/check] computes
+    that list from the statements as Coq elaborates them and fails when a pin
+    is missing.  This file only states: plain [Check] sentences, no
+    definitions.  Read it against the paper; the proofs are in the files it
+    names.
 
     Conventions: a position is a point of [Z^D] ([pos D], integer row
     vectors); [delta = k - q] (key minus query); head [h] looks at
@@ -75,8 +80,42 @@ Check (fun (lo hi : pos D) =>
 Check (fun (ks ds : 'I_D -> nat) =>
   (erefl : pad_lo_row ks ds = \row_a ((ds a * (ks a).-1)./2)%:Z,
    erefl : pad_hi_row ks ds = \row_a (ds a * (ks a).-1 - (ds a * (ks a).-1)./2)%:Z)).
+Check (fun (ks ds : 'I_D -> nat) (a : 'I_D) =>
+  (erefl : pad_lo ks ds a = ((ds a * (ks a).-1)./2)%N,
+   erefl : pad_hi ks ds a = (ds a * (ks a).-1 - pad_lo ks ds a)%N)).
+
+(** Positions, images, vectors: [pos D] is [Z^D] as integer row vectors; an
+    image with [n] channels is a row vector at every position. *)
+Check (erefl : pos D = 'rV[int]_D).
+Check (fun n => erefl : image R D n = (pos D -> 'rV[R]_n)).
+Check (fun p : pos D => erefl : posR R p = map_mx (fun z : int => z%:~R) p).
+Check (fun x : 'rV[R]_D => erefl : sqnorm x = dotr x x).
+
+(** Kernel indices of a box; the positions of a box, enumerated once each. *)
+Check (fun ks : 'I_D -> nat => erefl : kidx ks = {dffun forall a : 'I_D, 'I_(ks a)}).
+Check (fun lo hi : pos D =>
+  (erefl : box_side lo hi = (\max_(a < D) absz (hi 0 a - lo 0 a)%R).+1,
+   erefl : box_enum lo hi =
+     [seq p <- [seq lo + \row_a (f a : nat)%:Z | f : {ffun 'I_D -> 'I_(box_side lo hi)}]
+        | in_box lo hi p])).
+
+(** The fields of the layer's weights. *)
+Check (fun (a c : 'I_nh -> 'M[R]_(din, dk)) (e : 'I_nh -> 'M[R]_(dp, dk))
+           (u v : 'I_nh -> 'rV[R]_dk) (wv : 'I_nh -> 'M[R]_(din, dh))
+           (wo : 'M[R]_(\sum_(h < nh) dh, dout)) (bo : 'rV[R]_dout) =>
+  let P := MhsaWeights a c e u v wv wo bo in
+  (erefl : w_qry P = a, erefl : w_key P = c, erefl : w_keyhat P = e,
+   erefl : u_vec P = u, erefl : v_vec P = v, erefl : w_val P = wv,
+   erefl : w_out P = wo, erefl : b_out P = bo)).
 
 End Definitions.
+
+(** The layer's weights: the eight blocks of the four-term score, the values
+    and the output, nothing else. *)
+Check (@MhsaWeights : forall (R : ringType) (din dout dk dp dh nh : nat),
+  ('I_nh -> 'M[R]_(din, dk)) -> ('I_nh -> 'M[R]_(din, dk)) -> ('I_nh -> 'M[R]_(dp, dk)) ->
+  ('I_nh -> 'rV[R]_dk) -> ('I_nh -> 'rV[R]_dk) -> ('I_nh -> 'M[R]_(din, dh)) ->
+  'M[R]_(\sum_(h < nh) dh, dout) -> 'rV[R]_dout -> mhsa_weights R din dout dk dp dh nh).
 
 Section SoftmaxDefinitions.
 Variables (F : fieldType) (D din dout dk dp dh nh : nat) (e : F -> F).
@@ -102,6 +141,20 @@ Check (fun (alpha : R) (N : nat) =>
            \sum_(0 <= i < N.*2.+1) expR (- alpha * (((i%:Z - N%:Z) : int)%:~R) ^+ 2),
    erefl : theta alpha = sup (range (theta_partial alpha)),
    erefl : leak alpha D = 1 - (theta alpha ^+ D)^-1)).
+Check (fun (alpha : R) (n : int) => erefl : gauss1 alpha n = expR (- alpha * (n%:~R) ^+ 2)).
+
+(** The softmax of the quadratic score centred on a target [t]. *)
+Check (fun (alpha : R) (keys : seq (pos D)) (t : pos D) =>
+  erefl : gauss_softmax alpha keys t = softmax expR keys (fun k => - alpha * sqnorm (posR R (k - t)))).
+
+(** [Delta_h], the shift head [h] looks at; Lemma 2's encoding of an integer offset. *)
+Check (fun h : 'I_nh => erefl : shift_of_head offset kernel_of_head h = offset (kernel_of_head h)).
+Check (fun delta : pos D => erefl : @quad_enc R D delta = enc_quad (posR R delta)).
+
+(** One head per kernel index; the keys of a zero-padded image: the padded box. *)
+Check (fun ks : 'I_D -> nat => erefl : @head_kernel D ks = enum_val).
+Check (fun (ks ds : 'I_D -> nat) (lo hi : pos D) =>
+  erefl : @padded_keys D ks ds lo hi = box_enum (lo - pad_lo_row ks ds) (hi + pad_hi_row ks ds)).
 
 (** The construction: no content terms, [W_keyhat = I], [v^(h) = - alpha (1, - 2 Delta_h)],
     [b_out = b]; the layer [MHSA_alpha] uses [expR] and Lemma 2's encoding. *)
@@ -218,7 +271,10 @@ Check (@Lemma2.lemma2_aniso :
   dotr (head_vec_aniso Lambda Delta) (enc_aniso delta) =
   - qform Lambda (delta - Delta) / 2%:R + qform Lambda Delta / 2%:R).
 Check (fun (R : numFieldType) (delta Delta : 'rV[R]_2) (Lambda : 'M[R]_2) =>
-  (erefl : enc_aniso delta = \row_i [:: delta 0 0; delta 0 1; delta 0 0 ^+ 2;
+  (erefl : head_vec_aniso Lambda Delta =
+     \row_i [:: (Delta *m Lambda) 0 0; (Delta *m Lambda) 0 1; - Lambda 0 0 / 2%:R;
+               - Lambda 1 1 / 2%:R; - Lambda 0 1]`_i,
+   erefl : enc_aniso delta = \row_i [:: delta 0 0; delta 0 1; delta 0 0 ^+ 2;
                                         delta 0 1 ^+ 2; delta 0 0 * delta 0 1]`_i,
    erefl : qform Lambda delta = (delta *m Lambda *m delta^T) 0 0)).
 
@@ -333,6 +389,27 @@ Check (@Theorem1.theorem1 :
 
 (** ** Theorem 1 is tight (an addition of the project): fewer heads than the
     rank of the kernel's unfolding U(W) cannot express the convolution *)
+
+(** The lower bound's definitions: the rows of [U(W)] are the vectorised
+    [W_Delta]; a shift matrix has a one where output [o] reads pixel [p]; a
+    layer maps [X : 'M_(ni, di)] to [\sum_h A_h(X) X M_h + b'] (attention) or
+    [\sum_Delta S_Delta X W_Delta + b] (convolution); the attention weights are
+    continuous at [X = 0] along every line; a 1-D convolution's taps. *)
+Check (fun (F : fieldType) (k m n : nat) (A : 'I_k -> 'M[F]_(m, n))
+           (s no ni : nat) (tap : 'I_s -> 'I_no -> option 'I_ni) (d : 'I_s) =>
+  (erefl : LowerBound.unfold_rows A = \matrix_(i, j) mxvec (A i) 0 j,
+   erefl : LowerBound.shift_mx F tap d = \matrix_(o, p) (tap d o == Some p)%:R)).
+Check (fun (R : realType) (nh s no ni di dout : nat)
+           (Att : 'I_nh -> 'M[R]_(ni, di) -> 'M[R]_(no, ni)) (M : 'I_nh -> 'M[R]_(di, dout))
+           (b' : 'M[R]_(no, dout)) (S : 'I_s -> 'M[R]_(no, ni)) (W : 'I_s -> 'M[R]_(di, dout))
+           (b : 'M[R]_(no, dout)) (X : 'M[R]_(ni, di)) =>
+  (erefl : LowerBound.mhsa Att M b' X = \sum_(h < nh) Att h X *m X *m M h + b',
+   erefl : LowerBound.convolution S W b X = \sum_(d < s) S d *m X *m W d + b,
+   erefl : LowerBound.continuous_at_zero Att =
+     (forall h E o p, {for (0 : R), continuous (fun t : R => Att h (t *: E) o p)}))).
+Check (fun (st dl lo s no ni : nat) (d : 'I_s) (o : 'I_no) =>
+  erefl : LowerBound.conv_tap st dl lo ni d o =
+    if (lo <= o * st + d * dl)%N then insub (o * st + d * dl - lo)%N else None).
 
 (** Shift matrices whose taps read distinct pixels at each output, each tap used
     by some output, are linearly independent. *)

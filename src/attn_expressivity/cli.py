@@ -457,6 +457,9 @@ def _run_learn(args: argparse.Namespace) -> int:
         raise _UsageError("attn-expressivity learn: give one experiment (teacher or classify) or --all")
     if args.all and args.out is None:
         raise _UsageError("attn-expressivity learn: --all needs --out DIR")
+    if args.experiment == "classify" and args.model == "cnn" and args.heads is not None:
+        raise _UsageError(f"attn-expressivity learn: --heads {args.heads} has no meaning with --model cnn "
+                          "(a convolutional network has no attention heads)")
     _require_learn_extra()
     if args.all:
         from .learn.runner import run_all
@@ -493,10 +496,10 @@ def _run_learn_one(args: argparse.Namespace) -> int:
 
         result = train_classifier(ClassifyConfig(model=args.model, **changes), show_progress=not args.quiet)
         module, key = result.pop("network"), args.model
+        distances = ", ".join(f"{layer['mean_attention_distance']:.2f}" for layer in result["layers"])
         line = (f"{args.model}: test accuracy {result['test_accuracy']:.3f} (train {result['train_accuracy']:.3f}); "
-                "mean attention distance per layer "
-                + ", ".join(f"{layer['mean_attention_distance']:.2f}" for layer in result["layers"])
-                + f" px; {result['seconds']:.1f} s")
+                + (f"mean attention distance per layer {distances} px; " if distances else "")
+                + f"{result['seconds']:.1f} s")
     if args.out is not None:
         import torch
 

@@ -46,3 +46,26 @@ def test_learn_teacher_runs_and_writes_json(tmp_path, capsys):
     assert cli.main(["learn", "teacher", "--steps", "20", "--heads", "9", "--quiet", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"]["steps"] == 20 and len(out["centres"]) == 9 and out["relative_mse"] > 0
+
+
+def test_learn_heads_with_the_cnn_is_bad_usage(capsys):
+    """A convolutional network has no heads: --heads is refused, not silently ignored."""
+    assert cli.main(["learn", "classify", "--model", "cnn", "--heads", "64"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--heads 64 has no meaning with --model cnn" in err
+
+
+def test_learn_cnn_report_has_no_empty_attention_line(monkeypatch, capsys):
+    """The one-line report of a network without attention layers leaves the distances out."""
+    pytest.importorskip("torch", reason="needs the learn extra: pip install 'attn-expressivity[learn]'")
+    from attn_expressivity.learn import classify
+
+    def fake(cfg, show_progress=True):
+        assert cfg.model == "cnn"
+        return {"network": None, "test_accuracy": 0.5, "train_accuracy": 0.75, "layers": [], "seconds": 1.0}
+
+    monkeypatch.setattr(classify, "train_classifier", fake)
+    assert cli.main(["learn", "classify", "--model", "cnn", "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line == "cnn: test accuracy 0.500 (train 0.750); 1.0 s"
+    assert "attention distance" not in line

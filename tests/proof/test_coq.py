@@ -8,6 +8,7 @@ import importlib.machinery
 import importlib.util
 import json
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -53,8 +54,8 @@ def _plant(folder: pathlib.Path, name: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-def _start(folder: pathlib.Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(folder / "check"), "--json"],
+def _start(folder: pathlib.Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(folder / "check"), "--json", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -66,15 +67,47 @@ SIGN_FLIP = ("(Htarget : forall h, q + offset (kernel_of_head h) \\in keys)",
 
 @pytest.fixture(scope="session")
 def coq_runs(tmp_path_factory):
-    """The check of the development and of a copy with a drifted statement, run side by side."""
+    """The check of the development and of a copy with a drifted statement, run side by side.
+
+    The clean build is kept (``runs["built"]``): a planted copy rebuilds from a copy of it
+    only the files it changes and those that depend on them."""
     drifted = _copy(tmp_path_factory.mktemp("coq-drifted"))
     _plant(drifted, "Statements.v", *SIGN_FLIP)
-    procs = {"clean": _start(COQ_DIR), "drifted": _start(drifted)}
+    built = tmp_path_factory.mktemp("coq-built")
+    procs = {"clean": _start(COQ_DIR, "--keep-build", str(built)), "drifted": _start(drifted)}
     runs = {}
     for key, proc in procs.items():
         out, err = proc.communicate(timeout=1500)
         runs[key] = (proc.returncode, json.loads(out), err)
+    runs["built"] = built
     return runs
+
+
+def _check_from_built(coq_runs, folder: pathlib.Path, tmp_path: pathlib.Path) -> dict:
+    """The check of ``folder``, built on a copy of the clean build (changed files rebuilt)."""
+    build = tmp_path / "build"
+    shutil.copytree(coq_runs["built"], build)            # copy2: the build products keep their times
+    out = subprocess.run([sys.executable, str(folder / "check"), "--json", "--keep-build", str(build)],
+                         capture_output=True, text=True, timeout=900)
+    report = json.loads(out.stdout)
+    assert out.returncode == (0 if report["ok"] else 1)
+    return report
+
+
+def _make_vacuous(folder: pathlib.Path) -> None:
+    """The attack of the review: a definition of a hypothesis replaced by one that is False,
+    so the three lower-bound theorems are proved by ex falso; ``Statements.v`` untouched."""
+    _plant(folder, "LowerBound.v", "Definition continuous_at_zero :=\n"
+           "  forall h E o p, {for (0 : R), continuous (fun t : R => Att h (t *: E) o p)}.",
+           "Definition continuous_at_zero := (fun _ => False) Att.")
+    path = folder / "LowerBound.v"
+    text = path.read_text(encoding="utf-8")
+    for name in ("linearisation", "attention_needs_rank_heads", "conv1_attention_needs_rank_heads"):
+        text, n = re.subn(r"(Theorem " + name + r"\b.*?)Proof\..*?Qed\.", lambda m: m.group(1) +
+                          "Proof. by move=> *; exfalso; match goal with H : _ |- _ => exact: H end. Qed.",
+                          text, count=1, flags=re.S)
+        assert n == 1, name
+    path.write_text(text, encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- with Coq
@@ -123,6 +156,60 @@ def test_drifted_statement_fails_the_build(coq_runs):
 
 
 @NEEDS_COQ
+def test_every_definition_the_statements_use_is_pinned(coq_runs):
+    """The audit lists what the statements depend on, as Coq elaborates them, and finds a pin
+    for each: the review's unpinned definitions among them."""
+    _, report, _ = coq_runs["clean"]
+    table = report["definitions"]
+    assert table and all(table.values()), [name for name, ok in table.items() if not ok]
+    for name in ("LowerBound.continuous_at_zero", "LowerBound.mhsa", "LowerBound.convolution",
+                 "LowerBound.unfold_rows", "LowerBound.shift_mx", "LowerBound.conv_tap",
+                 "Layers.sqnorm", "Layers.posR", "Layers.kidx", "Layers.box_enum", "Layers.pos",
+                 "Layers.image", "Lemma2.head_vec_aniso", "Lemma1.shift_of_head",
+                 "Theorem1.head_kernel", "Layers.MhsaWeights", "Layers.w_qry"):
+        assert table.get(name) is True, name
+
+
+@NEEDS_COQ
+def test_a_definition_made_vacuous_fails(coq_runs, tmp_path):
+    """The review's attack: continuous_at_zero := (fun _ => False) Att makes the lower-bound
+    theorems provable by ex falso; its pin in Statements.v no longer builds."""
+    folder = _copy(tmp_path)
+    _make_vacuous(folder)
+    report = _check_from_built(coq_runs, folder, tmp_path)
+    assert not report["ok"] and report["passed"] == 0
+    problem = "\n".join(report["problems"])
+    assert "build failed" in problem and "Statements.v" in problem and "LowerBound.v" not in problem
+
+
+@NEEDS_COQ
+def test_a_missing_pin_fails(coq_runs, tmp_path):
+    """The same attack with the pin of continuous_at_zero removed from Statements.v: the
+    audit finds the definition unpinned (the list of pins is checked, not trusted)."""
+    folder = _copy(tmp_path)
+    _make_vacuous(folder)
+    _plant(folder, "Statements.v", """,
+   erefl : LowerBound.continuous_at_zero Att =
+     (forall h E o p, {for (0 : R), continuous (fun t : R => Att h (t *: E) o p)}))).""", ")).")
+    report = _check_from_built(coq_runs, folder, tmp_path)
+    assert not report["ok"] and report["passed"] == 0
+    assert report["definitions"]["LowerBound.continuous_at_zero"] is False
+    assert [p for p in report["problems"] if "not pinned" in p] == [
+        "LowerBound.continuous_at_zero (definition) is used by the audited statements but not "
+        "pinned in Statements.v (by erefl)"]
+
+
+@NEEDS_COQ
+def test_a_pin_that_names_itself_does_not_count(coq_runs, tmp_path):
+    folder = _copy(tmp_path)
+    _plant(folder, "Statements.v", "erefl : sqnorm x = dotr x x", "erefl : sqnorm x = sqnorm x")
+    report = _check_from_built(coq_runs, folder, tmp_path)
+    assert not report["ok"]
+    assert "Statements.v: the pin of Layers.sqnorm names it on both sides" in report["problems"]
+    assert report["definitions"]["Layers.sqnorm"] is False
+
+
+@NEEDS_COQ
 @pytest.mark.parametrize(("name", "old", "new", "found"), [
     ("Lemma1.v", "by rewrite /conv (reindex kernel_of_head) //; apply: onW_bij.\nQed.",
      "by rewrite /conv (reindex kernel_of_head) //; apply: onW_bij.\nAdmitted.", "Admitted"),
@@ -153,6 +240,47 @@ def test_unlisted_file_fails(tmp_path):
 # --------------------------------------------------------------------------- without Coq
 
 
+@pytest.mark.parametrize("prefix", ["Fail ", "Succeed ", "Redirect \"out\" ", "Time ", "Timeout 5 ",
+                                    "#[local] ", "Fail Fail "])
+def test_a_pin_behind_another_command_does_not_count(tmp_path, prefix):
+    """The review's attack: a (H : False) hypothesis added to Lemma 1 and its pin behind Fail."""
+    folder = _copy(tmp_path)
+    _plant(folder, "Lemma1.v", """(Honehot : forall h k, k \\in keys -> att h q k = (k == q + shift_of_head h)%:R) :""",
+           """(Honehot : forall h k, k \\in keys -> att h q k = (k == q + shift_of_head h)%:R)
+    (Hvacuous : False) :""")
+    _plant(folder, "Statements.v", "Check (@Lemma1.lemma1 :", prefix + "Check (@Lemma1.lemma1 :")
+    assert "Lemma1.lemma1" in check.unpinned(folder)
+    problems = check.statement_problems(folder)
+    assert len(problems) == 1 and "not a plain Check" in problems[0] and prefix.split()[0] in problems[0]
+    report = check.run_check(folder, 1, None)              # refused before anything is built
+    assert not report["ok"] and report["passed"] == 0 and report["build_seconds"] is None
+    assert "Lemma1.lemma1 is not pinned in Statements.v" in report["problems"]
+
+
+def test_statements_only_state():
+    assert check.statement_problems(COQ_DIR) == [] and check.unpinned(COQ_DIR) == []
+    kinds = {how for how, *_ in check.pins(COQ_DIR)}
+    assert kinds == {"type", "erefl"} and len(check.pins(COQ_DIR)) > 60
+
+
+@pytest.mark.parametrize("line", ['-arg "-type-in-type"', "-arg '-type-in-type'", '"-arg" "-type-in-type"',
+                                  "-arg -type-in-type", '-arg "-w" -arg "-x" -arg "-impredicative-set"',
+                                  "-arg -l -arg Evil.v", '-arg -set -arg "Universe Checking=no"'])
+def test_a_quoted_kernel_flag_is_refused(tmp_path, line):
+    folder = _copy(tmp_path)
+    _plant(folder, "_CoqProject", "-Q . AttnExpressivity\n", f"-Q . AttnExpressivity\n{line}\n")
+    _, _, problems = check.project_files(folder)
+    assert any(p.startswith("_CoqProject: forbidden option") for p in problems), problems
+
+
+def test_global_notations_and_coercions_are_refused(tmp_path):
+    folder = _copy(tmp_path)
+    _plant(folder, "Layers.v", "Section Vectors.", 'Notation "x +++ y" := (x + y) (at level 50).\n'
+           "Local Notation \"x ++++ y\" := (x + y) (at level 50).\nSection Vectors.")
+    found = check.scan_unpinnable(folder, ["Layers.v"])
+    assert len(found) == 1 and found[0].startswith("Layers.v:") and "Notation" in found[0]
+
+
 def test_comments_are_not_scanned_but_code_is():
     code = check.strip_comments('(* no Admitted (* nested Axiom *) here *) Lemma x : True.\n'
                                 'Proof. admit. Qed. Definition s := "Axiom".')
@@ -176,6 +304,7 @@ def test_an_axiom_off_the_allowlist_fails(monkeypatch, tmp_path):
     """The classification itself: an extra axiom on a closed theorem makes it fail."""
     folder = _copy(tmp_path)
     monkeypatch.setattr(check, "build", lambda *a: (True, 1.0, ""))
+    monkeypatch.setattr(check, "pin_problems", lambda *a: ([], {}))
     answers = {name: list(allowed) for name, _, allowed in check.THEOREMS}
     answers["Lemma1.lemma1"] = ["Lemma1.lemma1"]              # an Admitted proof looks like this
     monkeypatch.setattr(check, "audit", lambda *a: (answers, ""))
