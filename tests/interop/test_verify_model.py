@@ -1,5 +1,6 @@
 """verify_model: the bound on a converted network's outputs holds, is reasonably tight, and is never a false PASS."""
 
+import copy
 import json
 import math
 import pathlib
@@ -190,3 +191,141 @@ def test_cli_without_torch_is_one_line(monkeypatch, capsys):
     assert cli.main(["verify-model", "nets:resnet_style", "--input-size", "3x32x32"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install torch==2.13.0" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------- values changed in place
+
+
+class _Scaled(torch.nn.Module):
+    """``y = conv(x); y.mul_(1000); return y``: the graph's output node is the convolution's."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y.mul_(1000.0)
+        return y
+
+
+class _InPlaceResidual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.down = torch.nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        out = self.conv(x)
+        out.add_(self.down(x))                  # not reassigned: the graph reads `conv`
+        return out
+
+
+class _NormalisesItsInput(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+
+    def forward(self, x):
+        x.sub_(0.5).div_(2.0)
+        return self.conv(x)
+
+
+class _ChangesItsScale(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        self.scale.mul_(2.0)
+        return self.conv(x) * self.scale
+
+
+class _ChangesItsWeight(torch.nn.Module):
+    """The convolution's weight changes after the convolution ran: the rules would read the new one."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        self.conv.weight.mul_(1e-3)
+        return y
+
+
+def _true_error(model, x, alpha):
+    from attn_expressivity import convert_model
+
+    converted, _ = convert_model(model, alpha=alpha)
+    with torch.no_grad():
+        return float((converted(x.clone()) - model(x.clone())).abs().max())
+
+
+class _ScaledThroughAView(torch.nn.Module):
+    """The change goes through a view: no node of the graph ever held the tensor returned."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y[:, :1].mul_(1000.0)
+        return y
+
+
+@pytest.mark.parametrize("cls,alpha", [(_Scaled, 6.0), (_InPlaceResidual, 3.0), (_NormalisesItsInput, 30.0)])
+def test_a_value_changed_in_place_is_read_from_the_node_that_changed_it(cls, alpha):
+    """The graph reads the recorded ``conv`` node, the network the tensor changed after it:
+    the bound is that of what the network returns, and the measured error the true one."""
+    torch.manual_seed(0)
+    model = cls().double().eval()
+    x = torch.randn(2, model.conv.in_channels, 8, 8, dtype=torch.float64)
+    true = _true_error(copy.deepcopy(model), x.clone(), alpha)
+    report = verify_model(model, x, alpha=alpha, progress=False)
+    assert report.max_abs_error == pytest.approx(true, rel=1e-12)
+    assert report.status == "PASS" and true <= report.bound and report.unknown == []
+
+
+def test_a_value_changed_through_a_view_is_unknown():
+    torch.manual_seed(0)
+    model = _ScaledThroughAView().double().eval()
+    x = torch.randn(2, 2, 8, 8, dtype=torch.float64)
+    report = verify_model(model, x, alpha=6.0, progress=False)
+    assert report.status == "UNKNOWN" and report.bound is None
+    assert report.unknown[0]["node"] == "conv" and "in place" in report.unknown[0]["reason"]
+    assert report.max_abs_error == pytest.approx(_true_error(model, x, 6.0), rel=1e-12)
+
+
+def test_the_callers_input_and_model_are_left_alone():
+    torch.manual_seed(0)
+    model = _NormalisesItsInput().double().eval()
+    x = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    x0, state = x.clone(), copy.deepcopy(model.state_dict())
+    report = verify_model(model, x, alpha=30.0, progress=False)
+    assert torch.equal(x, x0) and report.status == "PASS"
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_forward_pass_that_changes_the_models_state_is_unknown():
+    x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    model = _ChangesItsScale().double().eval()
+    report = verify_model(model, x, alpha=20.0, progress=False)
+    assert report.status == "UNKNOWN" and [u["node"] for u in report.unknown] == ["scale"]
+    assert float(model.scale.detach()) == 1.0
+    model = _ChangesItsWeight().double().eval()
+    weight = model.conv.weight.detach().clone()
+    report = verify_model(model, x, alpha=20.0, progress=False)
+    assert report.status == "UNKNOWN" and [u["node"] for u in report.unknown] == ["conv.weight"]
+    assert "changed conv.weight in place" in report.unknown[0]["reason"]
+    assert torch.equal(model.conv.weight, weight)
+
+
+def test_in_place_operations_that_keep_the_dataflow_still_pass():
+    """``out += identity`` and ``ReLU(inplace=True)`` (the test ResNet has both) stay PASS."""
+    model, shape = network("resnet")
+    report = verify_model(model, torch.randn((1,) + shape, dtype=torch.float64), alpha=12.0,
+                          progress=False)
+    assert report.status == "PASS" and report.unknown == []

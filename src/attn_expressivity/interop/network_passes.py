@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from .layer_bounds import U64, raise_sum
 from .network_rules import NodeRun, Unbounded, rule_for
 
 __all__ = ["Pass", "Recorder", "coarse_pass", "fine_pass", "largest", "max_abs", "output_nodes",
-           "output_tensors", "sum_of_products_kernels"]
+           "output_tensors", "redirect", "state_versions", "sum_of_products_kernels"]
 
 
 # --------------------------------------------------------------------------- running both networks
@@ -38,17 +39,76 @@ def _snapshot(value: Any) -> Any:
     return value
 
 
+def _same_value(live: Any, recorded: Any) -> bool:
+    """``live`` holds what ``recorded`` (its copy) held, NaNs included."""
+    if torch.is_tensor(live):
+        if not (torch.is_tensor(recorded) and live.shape == recorded.shape and live.dtype == recorded.dtype):
+            return False
+        if torch.equal(live, recorded):
+            return True
+        return live.is_floating_point() and bool(((live == recorded) | (live.isnan() & recorded.isnan())).all())
+    if isinstance(live, (tuple, list)):
+        return isinstance(recorded, (tuple, list)) and len(live) == len(recorded) and all(
+            _same_value(a, b) for a, b in zip(live, recorded))
+    return True
+
+
 class Recorder(torch.fx.Interpreter):
-    """Runs a traced network and keeps a copy of every node's value, keyed by node name."""
+    """Runs a traced network and keeps a copy of every node's value, keyed by node name.
+
+    The bounds are computed from these copies, so they must be the values the
+    network uses: before a node runs, every value it reads is compared with its
+    copy. A value changed in place after it was recorded (``y = conv(x);
+    y.mul_(2); return y``: the graph returns ``conv``'s node, the network the
+    scaled tensor) is a read the graph misdescribes. ``redirects`` maps each
+    such read ``(reader, node)`` to the node that produced the tensor last (the
+    in-place ``mul_`` returns ``y`` itself) when that node's copy holds exactly
+    what the reader reads, else to None.
+    """
 
     def __init__(self, gm: Any) -> None:
         super().__init__(gm)
         self.values: dict[str, Any] = {}
+        self.redirects: dict[tuple[str, str], str | None] = {}
+        self._producer: dict[int, tuple[Any, str]] = {}   # id(tensor) -> (weak reference, node)
 
     def run_node(self, n: Any) -> Any:
+        for m in dict.fromkeys(_occurrences(n)):
+            live = self.env[m]
+            if not _same_value(live, self.values[m.name]):
+                self.redirects[(n.name, m.name)] = self._holder(live)
         out = super().run_node(n)
         self.values[n.name] = _snapshot(out)
+        if torch.is_tensor(out):
+            self._producer[id(out)] = (weakref.ref(out), n.name)
         return out
+
+    def _holder(self, live: Any) -> str | None:
+        """The last node that returned the tensor ``live`` itself, if its copy still equals ``live``."""
+        entry = self._producer.get(id(live)) if torch.is_tensor(live) else None
+        if entry is None or entry[0]() is not live or not _same_value(live, self.values[entry[1]]):
+            return None
+        return entry[1]
+
+
+def redirect(gms: list[Any], redirects: dict[tuple[str, str], str]) -> None:
+    """Make each reader read the node it actually reads: ``(reader, node) -> holder`` in every graph.
+
+    Sound because the holder's recorded value is, bit for bit, what the reader
+    read in each network (:class:`Recorder`), so the bounds of the rewritten
+    graph are the bounds of what the networks computed.
+    """
+    for gm in gms:
+        nodes = {n.name: n for n in gm.graph.nodes}
+        for (reader, node), holder in redirects.items():
+            nodes[reader].replace_input_with(nodes[node], nodes[holder])
+        gm.recompile()
+
+
+def state_versions(module: Any) -> dict[str, int]:
+    """The version counter of every parameter and buffer: an in-place change increments it."""
+    return {name: t._version for name, t in
+            list(module.named_parameters(remove_duplicate=False)) + list(module.named_buffers(remove_duplicate=False))}
 
 
 @contextlib.contextmanager

@@ -213,7 +213,7 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
         bound is unknown). Left unchanged: the runs use copies.
     x : Tensor
         The input, float32 or float64 like the model's parameters, on the
-        model's device.
+        model's device. Left unchanged: each network runs on a copy.
     alpha : float
         Inverse width of the heads, in ``[0, ∞]``.
     band : "auto", int or None, optional
@@ -228,6 +228,10 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     Returns
     -------
     ModelVerifyReport
+        ``"UNKNOWN"`` (never a PASS) where the bound cannot be trusted, each
+        reason in ``unknown``: a node no rule bounds; a value changed in place
+        after it was computed and then read where no node of the graph holds
+        what was read; or a parameter or buffer changed by the forward pass.
 
     Raises
     ------
@@ -263,17 +267,15 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: no graph, no bound
         return _untraceable(original, x, alpha, band, exc)
     cgm, conversion = convert_model(gm, alpha=alpha, strict=False, band=band)
-    with torch.no_grad(), passes.sum_of_products_kernels():
-        rec_o, rec_c = passes.Recorder(gm), passes.Recorder(cgm)
-        rec_o.run(x)
-        rec_c.run(x)
+    rec_o, rec_c, outs, changed = _run_both(gm, cgm, x)
     t1 = time.perf_counter()
     bar = bars(len(gm.graph.nodes), "coarse bound (node by node)")
     with torch.no_grad(), passes.sum_of_products_kernels():
         state = passes.coarse_pass(gm, cgm, rec_o.values, rec_c.values, bar)
     bar.close()
     t2 = time.perf_counter()
-    report = _report(gm, x, alpha, rec_o.values, rec_c.values, state, conversion)
+    state.unknown.extend(changed)
+    report = _report(gm, x, alpha, rec_o.values, outs, state, conversion)
     if report.bound_coarse is not None:
         outputs = [n.name for n in passes.output_nodes(gm) if torch.is_tensor(rec_o.values[n.name])]
         with passes.sum_of_products_kernels():
@@ -285,16 +287,54 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     return report
 
 
-def _report(gm: Any, x: Any, alpha: float, vo: dict, vc: dict, state: Any,
+def _run_both(gm: Any, cgm: Any, x: Any) -> tuple[Any, Any, tuple[list, list], list[dict]]:
+    """Both networks run on copies of ``x``, recorded: the recorders, their outputs, and what the
+    runs changed in place (values read after a change, parameters and buffers)."""
+    torch = _require_torch()
+    from . import network_passes as passes
+
+    rec_o, rec_c = passes.Recorder(gm), passes.Recorder(cgm)
+    before = passes.state_versions(gm), passes.state_versions(cgm)
+    with torch.no_grad(), passes.sum_of_products_kernels():
+        out_o = rec_o.run(x.clone())
+        out_c = rec_c.run(x.clone())
+    changed: dict[str, dict[str, Any]] = {}
+    same = {key: h for key, h in rec_o.redirects.items() if h is not None and rec_c.redirects.get(key) == h}
+    passes.redirect([gm, cgm], same)        # the reads of values changed in place, each from its producer
+    for (reader, node) in set(rec_o.redirects) | set(rec_c.redirects):
+        if (reader, node) not in same:
+            who = "the output" if reader == "output" else reader
+            changed.setdefault(node, {
+                "node": node, "op": "in-place", "target": reader,
+                "reason": f"its value was changed in place after it was computed and before {who} "
+                          "read it, and no node of the graph holds what was read"})
+    for module, versions in zip((gm, cgm), before):
+        after = passes.state_versions(module)
+        for name in (n for n, v in versions.items() if after.get(n) != v):
+            changed.setdefault(name, {
+                "node": name, "op": "in-place", "target": name,
+                "reason": f"the forward pass changed {name} in place; the bounds read it afterwards"})
+    return rec_o, rec_c, (passes.output_tensors(out_o), passes.output_tensors(out_c)), list(changed.values())
+
+
+def _measure(outs: tuple[list, list]) -> tuple[float, float]:
+    """``max |converted − original|`` and ``max |original|`` over the outputs the networks returned."""
+    torch = _require_torch()
+    from . import network_passes as passes
+
+    measured = max((float((c.to(torch.float64) - a.to(torch.float64)).abs().max())
+                    for a, c in zip(*outs) if a.numel()), default=0.0)
+    return measured, max((passes.max_abs(a) for a in outs[0]), default=0.0)
+
+
+def _report(gm: Any, x: Any, alpha: float, vo: dict, outs: tuple[list, list], state: Any,
             conversion: Any) -> ModelVerifyReport:
     torch = _require_torch()
     from . import network_passes as passes
     from .network_rules import ASSUMPTIONS
 
     outputs = [n.name for n in passes.output_nodes(gm) if torch.is_tensor(vo[n.name])]
-    measured = max((float((vc[n].to(torch.float64) - vo[n].to(torch.float64)).abs().max())
-                    for n in outputs if vo[n].numel()), default=0.0)
-    scale = max((passes.max_abs(vo[n]) for n in outputs), default=0.0)
+    measured, scale = _measure(outs)
     coarse = [state.bound.get(n) for n in outputs]
     bound = None if state.unknown or any(e is None for e in coarse) else max(
         (passes.largest(e) for e in coarse), default=0.0)
@@ -328,14 +368,12 @@ def _untraceable(original: Any, x: Any, alpha: float, band: Any, exc: Exception)
 
     converted, conversion = convert_model(original, alpha=alpha, strict=False, band=band)
     with torch.no_grad(), passes.sum_of_products_kernels():
-        outs = passes.output_tensors(original(x)), passes.output_tensors(converted(x))
-    measured = max((float((c.to(torch.float64) - a.to(torch.float64)).abs().max())
-                    for a, c in zip(*outs) if a.numel()), default=0.0)
+        outs = passes.output_tensors(original(x.clone())), passes.output_tensors(converted(x.clone()))
+    measured, scale = _measure(outs)
     report = ModelVerifyReport(
         status="UNKNOWN", bound=None, bound_coarse=None, bound_fine=None, max_abs_error=measured,
-        max_abs_output=max((passes.max_abs(a) for a in outs[0]), default=0.0), alpha=alpha,
-        dtype=str(x.dtype).replace("torch.", ""), device=str(x.device), input_shape=list(x.shape),
-        skipped=conversion.skipped)
+        max_abs_output=scale, alpha=alpha, dtype=str(x.dtype).replace("torch.", ""),
+        device=str(x.device), input_shape=list(x.shape), skipped=conversion.skipped)
     report.unknown.append({"node": "<model>", "op": "trace", "target": type(original).__name__,
                            "reason": f"torch.fx.symbolic_trace cannot trace the model: "
                                      f"{type(exc).__name__}: {exc}".splitlines()[0]})
