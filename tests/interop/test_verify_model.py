@@ -329,3 +329,24 @@ def test_in_place_operations_that_keep_the_dataflow_still_pass():
     report = verify_model(model, torch.randn((1,) + shape, dtype=torch.float64), alpha=12.0,
                           progress=False)
     assert report.status == "PASS" and report.unknown == []
+
+
+# ----------------------------------------------------------------- nothing converted, bad arguments
+
+
+def test_nothing_converted_is_not_a_pass():
+    """A parametrised convolution is kept (and bounded as a convolution): nothing to check."""
+    from torch.nn.utils import parametrizations
+
+    conv = parametrizations.weight_norm(torch.nn.Conv2d(2, 3, 3, padding=1).double())
+    report = verify_model(torch.nn.Sequential(conv, torch.nn.ReLU()),
+                          torch.randn(1, 2, 6, 6, dtype=torch.float64), alpha=10.0, progress=False)
+    assert report.status == "UNKNOWN" and not report.holds and report.layers == []
+    assert report.bound is not None and report.skipped[0]["name"] == "0"
+    assert "0 convolution(s) converted" in report.summary()
+    assert "nothing was converted" in report.summary()
+
+
+def test_progress_must_be_a_bool_or_none():
+    with pytest.raises(ParameterTypeError, match="`progress` must be True, False or None, got 'yes'"):
+        verify_model(torch.nn.Conv1d(1, 1, 3), torch.randn(1, 1, 5), alpha=1.0, progress="yes")

@@ -182,7 +182,7 @@ def _bar_factory(progress: bool | None) -> Any:
     return lambda total, desc: tqdm(total=total, desc=desc, leave=False)
 
 
-def _check_arguments(model: Any, x: Any, alpha: float, max_outputs: int) -> float:
+def _check_arguments(model: Any, x: Any, alpha: float, max_outputs: int, progress: Any) -> float:
     torch = _require_torch()
     if not isinstance(model, torch.nn.Module):
         raise ParameterTypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
@@ -198,6 +198,8 @@ def _check_arguments(model: Any, x: Any, alpha: float, max_outputs: int) -> floa
                 f"(model.to({x.dtype}))")
     if isinstance(max_outputs, bool) or not isinstance(max_outputs, int) or max_outputs < 0:
         raise ParameterValueError(f"`max_outputs` must be an int >= 0, got {max_outputs!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise ParameterTypeError(f"`progress` must be True, False or None, got {progress!r}")
     return as_alpha(alpha)
 
 
@@ -231,13 +233,15 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
         ``"UNKNOWN"`` (never a PASS) where the bound cannot be trusted, each
         reason in ``unknown``: a node no rule bounds; a value changed in place
         after it was computed and then read where no node of the graph holds
-        what was read; or a parameter or buffer changed by the forward pass.
+        what was read; a parameter or buffer changed by the forward pass; or
+        no convolution converted (nothing to check; ``notes`` says so).
 
     Raises
     ------
     ParameterTypeError
         A model that is not a ``torch.nn.Module``, an input that is not a
-        float32/float64 tensor, or parameters of another dtype.
+        float32/float64 tensor, parameters of another dtype, or a ``progress``
+        that is not a bool or None.
     ParameterValueError
         A bad ``alpha``, ``band`` or ``max_outputs``.
     OptionalDependencyError
@@ -253,7 +257,7 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     >>> report.status, report.max_abs_error <= report.bound
     ('PASS', True)
     """
-    alpha = _check_arguments(model, x, alpha, max_outputs)
+    alpha = _check_arguments(model, x, alpha, max_outputs, progress)
     torch = _require_torch()
     from . import network_passes as passes  # imports torch.fx
 
@@ -282,7 +286,12 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
             fine, shares, note = passes.fine_pass(gm, rec_c.values, state, outputs, max_outputs, bars)
         if note:
             report.notes.append(note)
-        _settle(report, fine, shares)
+        report.bound_fine = fine
+        if fine is not None:
+            report.bound = min(report.bound, fine)
+        for row in report.layers:
+            row["fine_share"] = shares.get(row["node"]) if fine is not None else None
+    _settle(report, conversion)
     report.seconds = {"run": t1 - t0, "coarse": t2 - t1, "fine": time.perf_counter() - t2}
     return report
 
@@ -346,14 +355,16 @@ def _report(gm: Any, x: Any, alpha: float, vo: dict, outs: tuple[list, list], st
         assumptions=list(ASSUMPTIONS))
 
 
-def _settle(report: ModelVerifyReport, fine: float | None, shares: dict[str, float]) -> None:
-    """The bound (the smaller one), the layers' shares of the fine bound, and the status."""
-    report.bound_fine = fine
-    if fine is not None and report.bound is not None:
-        report.bound = min(report.bound, fine)
-    for row in report.layers:
-        row["fine_share"] = shares.get(row["node"]) if fine is not None else None
-    if report.bound is None:
+def _settle(report: ModelVerifyReport, conversion: Any) -> None:
+    """The status: PASS only with a bound, no violation, and some convolution converted and run."""
+    if not report.layers:
+        kept = len(conversion.skipped)
+        report.notes.append(
+            "nothing was converted: " + (f"the network's {kept} convolution(s) were kept "
+                                         "(see the reasons above)" if kept else
+                                         "the network has no convolution that ran as attention")
+            + "; there is no attention layer to check")
+    if report.bound is None or not report.layers:
         report.status = "UNKNOWN"
     elif report.max_abs_error <= report.bound and not report.violations:
         report.status = "PASS"
