@@ -23,8 +23,9 @@ from ..bounds.rounding import gamma
 from .layer_bounds import U64, raise_sum
 from .network_rules import NodeRun, Unbounded, rule_for
 
-__all__ = ["Pass", "Recorder", "coarse_pass", "fine_pass", "largest", "max_abs", "output_nodes",
-           "output_tensors", "redirect", "state_versions", "sum_of_products_kernels"]
+__all__ = ["ConvLeafTracer", "Pass", "Recorder", "coarse_pass", "fine_pass", "largest", "max_abs",
+           "output_nodes", "output_tensors", "redirect", "state_versions", "sum_of_products_kernels",
+           "trace"]
 
 
 # --------------------------------------------------------------------------- running both networks
@@ -109,6 +110,27 @@ def state_versions(module: Any) -> dict[str, int]:
     """The version counter of every parameter and buffer: an in-place change increments it."""
     return {name: t._version for name, t in
             list(module.named_parameters(remove_duplicate=False)) + list(module.named_buffers(remove_duplicate=False))}
+
+
+class ConvLeafTracer(torch.fx.Tracer):
+    """``torch.fx``'s tracer, with every convolution a leaf (one ``call_module`` node).
+
+    A subclass of ``torch.nn.Conv2d`` defined outside ``torch.nn`` is traced
+    through by default, down to ``F.conv2d``, and its module would never be
+    called in the graph; as a leaf it is converted (when
+    :func:`~attn_expressivity.interop.torch.convertible`) and bounded.
+    """
+
+    def is_leaf_module(self, m: Any, module_qualified_name: str) -> bool:
+        return isinstance(m, torch.nn.modules.conv._ConvNd) or super().is_leaf_module(
+            m, module_qualified_name)
+
+
+def trace(model: Any) -> Any:
+    """``model`` as a ``torch.fx.GraphModule`` traced by :class:`ConvLeafTracer`."""
+    tracer = ConvLeafTracer()
+    graph = tracer.trace(model)
+    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
 @contextlib.contextmanager

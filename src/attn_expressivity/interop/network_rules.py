@@ -38,6 +38,7 @@ from torch.nn import functional as F
 
 from ..bounds.rounding import gamma
 from .layer_bounds import U64, conv_magnitude, conv_rounding_bound, raise_sum, separable_error_bound
+from .torch import _conv_state, _customisation
 
 __all__ = ["ASSUMPTIONS", "GELU_LIP", "SECOND_DERIVATIVE", "SILU_LIP", "NodeRun", "Step",
            "Unbounded", "rule_for"]
@@ -162,6 +163,9 @@ def conv_step(run: NodeRun) -> Step:
     from .torch_separable import SeparableConvAttention
 
     conv, (x, xc) = run.module, run.inputs[0]
+    state = _conv_state(conv)
+    if state is not None:
+        raise Unbounded(state)
     local = conv_rounding_bound(conv, x)
     layer = None
     if type(run.converted_module) is type(conv):
@@ -546,7 +550,11 @@ def rule_for(run: NodeRun) -> Step:
     node = run.node
     if node.op == "call_module":
         for kinds, rule in _MODULES:
-            if isinstance(run.module, kinds) and _plain(run.module, kinds):
+            base = next((k for k in kinds if isinstance(run.module, k)), None)
+            if base is not None:
+                reason = _customisation(run.module, base, parametrised=True)
+                if reason is not None:
+                    raise Unbounded(f"module {node.target!r} is not a plain {base.__name__}: {reason}")
                 return rule(run)
         raise Unbounded(f"module {node.target!r} ({type(run.module).__name__}) has no rule")
     if node.op == "call_function":
@@ -560,10 +568,3 @@ def rule_for(run: NodeRun) -> Step:
             raise Unbounded(f"method .{node.target}() has no rule")
         return rule(run)
     raise Unbounded(f"node {node.name} ({node.op}) has no rule")
-
-
-def _plain(module: Any, kinds: tuple[type, ...]) -> bool:
-    """The module computes what its torch class computes: no override of ``forward``, no hooks."""
-    base = next(k for k in kinds if isinstance(module, k))
-    return (type(module).forward is base.forward and not module._forward_hooks
-            and not module._forward_pre_hooks)

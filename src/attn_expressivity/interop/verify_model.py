@@ -36,7 +36,7 @@ from typing import Any
 
 from .._validation import as_alpha
 from ..errors import OptionalDependencyError, ParameterTypeError, ParameterValueError
-from .convert import convert_model
+from .convert import _convert, _refusals
 from .torch import _require_torch
 
 __all__ = ["ModelVerifyReport", "model_from_factory", "verify_model"]
@@ -210,8 +210,9 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     Parameters
     ----------
     model : torch.nn.Module
-        Traceable by ``torch.fx.symbolic_trace``; in eval mode where BatchNorm
-        and Dropout are concerned (in training mode they get no rule and the
+        Traceable by ``torch.fx`` (every convolution is a leaf of the trace,
+        subclasses of ``Conv2d`` included); in eval mode where BatchNorm and
+        Dropout are concerned (in training mode they get no rule and the
         bound is unknown). Left unchanged: the runs use copies.
     x : Tensor
         The input, float32 or float64 like the model's parameters, on the
@@ -263,14 +264,16 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
 
     bars = _bar_factory(progress)
     t0 = time.perf_counter()
-    original = copy.deepcopy(model)
-    if torch.fx.Tracer().is_leaf_module(original, ""):
-        original = torch.nn.Sequential(original)        # a lone torch.nn layer: trace it as a node
+    original, prefix = copy.deepcopy(model), ""
+    if passes.ConvLeafTracer().is_leaf_module(original, ""):
+        original, prefix = torch.nn.Sequential(original), "0"   # a lone torch.nn layer: one node
+    refused = _refusals(model, prefix)            # judged on the caller's modules, not on copies
     try:
-        gm = torch.fx.symbolic_trace(original)
+        gm = passes.trace(original)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: no graph, no bound
-        return _untraceable(original, x, alpha, band, exc)
-    cgm, conversion = convert_model(gm, alpha=alpha, strict=False, band=band)
+        return _untraceable(original, refused, x, alpha, band, exc)
+    cgm, conversion = _convert(gm, refused, alpha=alpha, route="separable", strict=False, band=band,
+                               memory_budget=None, d_head=None)
     rec_o, rec_c, outs, changed = _run_both(gm, cgm, x)
     t1 = time.perf_counter()
     bar = bars(len(gm.graph.nodes), "coarse bound (node by node)")
@@ -372,12 +375,14 @@ def _settle(report: ModelVerifyReport, conversion: Any) -> None:
         report.status = "FAIL"
 
 
-def _untraceable(original: Any, x: Any, alpha: float, band: Any, exc: Exception) -> ModelVerifyReport:
+def _untraceable(original: Any, refused: dict[str, str], x: Any, alpha: float, band: Any,
+                 exc: Exception) -> ModelVerifyReport:
     """No graph: the measured difference only, and the bound unknown."""
     torch = _require_torch()
     from . import network_passes as passes
 
-    converted, conversion = convert_model(original, alpha=alpha, strict=False, band=band)
+    converted, conversion = _convert(original, refused, alpha=alpha, route="separable", strict=False,
+                                     band=band, memory_budget=None, d_head=None)
     with torch.no_grad(), passes.sum_of_products_kernels():
         outs = passes.output_tensors(original(x.clone())), passes.output_tensors(converted(x.clone()))
     measured, scale = _measure(outs)
