@@ -350,3 +350,37 @@ def test_nothing_converted_is_not_a_pass():
 def test_progress_must_be_a_bool_or_none():
     with pytest.raises(ParameterTypeError, match="`progress` must be True, False or None, got 'yes'"):
         verify_model(torch.nn.Conv1d(1, 1, 3), torch.randn(1, 1, 5), alpha=1.0, progress="yes")
+
+
+# ----------------------------------------------------------------- false FAILs and false UNKNOWNs
+
+
+class _Two(torch.nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+def _two(fn, alpha=6.0):
+    torch.manual_seed(0)
+    model = _Two(fn).double().eval()
+    x = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    return verify_model(model, x, alpha=alpha, progress=False)
+
+
+def test_detach_is_linearised_as_the_identity():
+    """conv2(conv(x).detach()): the fine pass must not see a zero Jacobian through detach."""
+    report = _two(lambda s, x: s.conv2(s.conv(x).detach()))
+    assert report.status == "PASS" and report.max_abs_error <= report.bound_fine
+
+
+@pytest.mark.parametrize("fn", [lambda s, x: torch.div(s.conv(x), 0.1, rounding_mode="floor"),
+                                lambda s, x: s.conv(x).div(0.1, rounding_mode="trunc")])
+def test_division_with_a_rounding_mode_is_unknown(fn):
+    report = _two(fn)
+    assert report.status == "UNKNOWN" and "rounding_mode" in report.unknown[0]["reason"]

@@ -328,18 +328,29 @@ def coarse_pass(gm: Any, cgm: Any, vo: dict, vc: dict, bar: Any) -> Pass:
 # --------------------------------------------------------------------------- the fine pass
 
 
-def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> dict[str, Any]:
+#: Methods that are the identity map but cut the gradient: linearised as the identity.
+_IDENTITIES = ("detach",)
+
+
+def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Every node's value, equal to the converted network's, with the original's Jacobian.
 
     Node ``n = f(m)`` gets ``ã_n + (f(l_m) − f(l_m).detach())``: its value is
     exactly ``ã_n`` (``v − v = 0``), its gradient is ``f``'s at its inputs'
     values ``ã_m``, evaluated in float64 on the original modules. A pointwise
     function gets ``ã_n + f'(ã_m) (l_m − l_m.detach())`` with the rule's own
-    ``f'`` instead of PyTorch's backward formula. Inputs are cloned so that
-    in-place operations leave them alone.
+    ``f'`` instead of PyTorch's backward formula, and ``.detach()`` (the
+    identity, whose backward is zero) ``ã_n + (l_m − l_m.detach())``. Inputs are
+    cloned so that in-place operations leave them alone.
+
+    Also returns the nodes whose floating-point value does not depend, for
+    autograd, on inputs that require gradients: there the Jacobian would be
+    taken as zero, which the fine bound must not do.
     """
     lin: dict[str, Any] = {}
+    cuts: list[str] = []
     take = lambda m: lin[m.name].clone() if torch.is_tensor(lin[m.name]) else lin[m.name]  # noqa: E731
+    tracked = lambda m: torch.is_tensor(lin[m.name]) and lin[m.name].requires_grad  # noqa: E731
     for node in gm64.graph.nodes:
         value = vc[node.name]
         floating = torch.is_tensor(value) and value.is_floating_point()
@@ -354,15 +365,20 @@ def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> dict[str, A
             arg = lin[source]
             slope = derivative(vc[source].detach().to(torch.float64))
             lin[node.name] = value.detach().to(torch.float64) + slope * (arg - arg.detach())
+        elif node.op == "call_method" and node.target in _IDENTITIES and floating:
+            arg = lin[node.args[0].name]
+            lin[node.name] = value.detach().to(torch.float64) + (arg - arg.detach())
         elif node.op in ("call_module", "call_function", "call_method"):
             out = _call(gm64, node, torch.fx.node.map_arg(node.args, take),
                         torch.fx.node.map_arg(node.kwargs, take))
             if torch.is_tensor(out) and out.is_floating_point() and out.requires_grad:
                 out = value.detach().to(torch.float64) + (out - out.detach())
             elif floating:
+                if any(tracked(m) for m in _occurrences(node)):
+                    cuts.append(node.name)
                 out = value.detach().to(torch.float64)
             lin[node.name] = out
-    return lin
+    return lin, cuts
 
 
 def _call(gm: Any, node: Any, args: Any, kwargs: Any) -> Any:
@@ -382,14 +398,17 @@ def _attr(module: Any, target: str) -> Any:
 def fine_pass(gm: Any, vc: dict, state: Pass, outputs: list[str], max_outputs: int,
                bar_factory: Any) -> tuple[float | None, dict[str, float], str | None]:
     """``max_j Σ_n Σ_e |J_n[j, e]| s_n[e]`` plus the gradients' rounding (module docstring)."""
+    n_out = sum(state.bound[name].numel() for name in outputs)
+    if n_out > max_outputs:
+        return None, {}, (f"fine bound skipped: {n_out} output elements > max_outputs = "
+                          f"{max_outputs} (one backward pass each); the bound is the coarse one")
     gm64 = copy.deepcopy(gm).to(torch.float64)
     with torch.enable_grad():
-        lin = _linearised(gm64, vc, state.derivatives)
+        lin, cuts = _linearised(gm64, vc, state.derivatives)
+        if cuts:
+            return None, {}, (f"fine bound skipped: the gradient does not flow through {cuts[0]}, "
+                              "so its Jacobian is unknown; the bound is the coarse one")
         flat = torch.cat([lin[name].reshape(-1) for name in outputs])
-        n_out = flat.numel()
-        if n_out > max_outputs:
-            return None, {}, (f"fine bound skipped: {n_out} output elements > max_outputs = "
-                              f"{max_outputs} (one backward pass each); the bound is the coarse one")
         names = [n for n, s in state.sources.items()
                  if torch.is_tensor(lin.get(n)) and lin[n].requires_grad and largest(s) > 0]
         tensors = [lin[n] for n in names]

@@ -427,6 +427,11 @@ def mul_step(run: NodeRun) -> Step:
 
 
 def div_step(run: NodeRun) -> Step:
+    """``x / c``: Lipschitz ``1/|c|``; ``c`` rounded to the dtype, then the quotient. A
+    ``rounding_mode`` (floor, trunc) makes the map a step function: no rule."""
+    mode = run.kwargs.get("rounding_mode", run.args[2] if len(run.args) > 2 else None)
+    if mode is not None:
+        raise Unbounded(f"division with rounding_mode={mode!r} is a step function; no rule bounds it")
     if len(run.inputs) != 1 or not (run.args and torch.is_tensor(run.args[0])):
         raise Unbounded("division by a tensor has no rule")
     c = _scalar_operand(run)
