@@ -384,3 +384,62 @@ def test_detach_is_linearised_as_the_identity():
 def test_division_with_a_rounding_mode_is_unknown(fn):
     report = _two(fn)
     assert report.status == "UNKNOWN" and "rounding_mode" in report.unknown[0]["reason"]
+
+
+# ----------------------------------------------------------------- crashes
+
+
+def test_no_local_terms_and_no_convolution():
+    """An all-zero input to a bias-free convolution; a network with no convolution at all."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1, bias=False)).double()
+    report = verify_model(model, torch.zeros(1, 2, 5, 5, dtype=torch.float64), alpha=10.0,
+                          progress=False)
+    assert report.status == "PASS" and report.max_abs_error == 0.0 and report.bound >= 0.0
+    report = verify_model(torch.nn.Identity(), torch.randn(1, 3, 3, dtype=torch.float64), alpha=10.0,
+                          progress=False)
+    assert report.status == "UNKNOWN" and "no convolution" in report.summary()
+
+
+def test_ceil_mode_max_pooling_and_unbatched_inputs():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.MaxPool2d(2, ceil_mode=True),
+                                torch.nn.AdaptiveAvgPool2d(1)).double()
+    report = verify_model(model, torch.randn(1, 2, 5, 5, dtype=torch.float64), alpha=8.0, progress=False)
+    assert report.status == "PASS"
+    report = verify_model(model, torch.randn(2, 6, 6, dtype=torch.float64), alpha=8.0, progress=False)
+    assert report.status == "PASS" and report.max_abs_error > 0
+
+
+def test_the_model_failing_on_its_input_is_an_input_error():
+    from attn_expressivity import InputMismatchError
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3)).double()
+    with pytest.raises(InputMismatchError, match="the model fails on `x`"):
+        verify_model(model, torch.randn(1, 2, 8, 8, dtype=torch.float64), alpha=1.0, progress=False)
+    with pytest.raises(ParameterValueError, match="meta"):
+        verify_model(model.to("meta"), torch.randn(1, 3, 8, 8, dtype=torch.float64, device="meta"),
+                     alpha=1.0, progress=False)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["nets:resnet_style", "--input-size", "2x32x32"], "the model fails on `x`"),
+    (["nets:conv1d_net", "--input-size", "2x23", "--device", "cuda"], "--device"),
+    (["nets:conv1d_net", "--input-size", "2x23", "--device", "meta"], "meta"),
+    (["nets:conv1d_net", "--input-size", "2x23", "--device", "tpu"], "--device")])
+def test_cli_bad_model_input_or_device_is_one_line_and_exit_2(monkeypatch, capsys, argv, words):
+    from attn_expressivity import cli
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("a CUDA device is available here")
+    monkeypatch.syspath_prepend(str(pathlib.Path(__file__).parent))
+    assert cli.main(["verify-model"] + argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
+
+
+def test_cli_identity_is_not_a_pass(capsys):
+    from attn_expressivity import cli
+
+    assert cli.main(["verify-model", "torch.nn:Identity", "--input-size", "3x3"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.rstrip().endswith("UNKNOWN") and captured.err == ""

@@ -412,9 +412,12 @@ def fine_pass(gm: Any, vc: dict, state: Pass, outputs: list[str], max_outputs: i
         names = [n for n, s in state.sources.items()
                  if torch.is_tensor(lin.get(n)) and lin[n].requires_grad and largest(s) > 0]
         tensors = [lin[n] for n in names]
-        best, shares = -1.0, {}
+        best, shares = 0.0, {}
         bar = bar_factory(n_out, "fine bound (one backward pass per output)")
         for j in range(n_out):
+            if not (tensors and flat[j].requires_grad):     # no local term reaches this output
+                bar.update(1)
+                continue
             grads = torch.autograd.grad(flat[j], tensors, retain_graph=True, allow_unused=True)
             parts = {}
             for name, g in zip(names, grads):

@@ -166,23 +166,27 @@ def conv_step(run: NodeRun) -> Step:
     state = _conv_state(conv)
     if state is not None:
         raise Unbounded(state)
-    local = conv_rounding_bound(conv, x)
+    # an unbatched input (C, *spatial) is a batch of one
+    batch = (lambda t: t) if x.dim() == conv.weight.dim() else (lambda t: t.unsqueeze(0))  # noqa: E731
+    shape = run.out[0].shape
+    local = conv_rounding_bound(conv, batch(x))
     layer = None
     if type(run.converted_module) is type(conv):
-        local = local + conv_rounding_bound(conv, xc)
+        local = local + conv_rounding_bound(conv, batch(xc))
     elif isinstance(run.converted_module, SeparableConvAttention):
-        terms = separable_error_bound(run.converted_module, xc)
+        terms = separable_error_bound(run.converted_module, batch(xc))
         local = local + terms["bound"]
         layer = dict(terms, n_heads=run.converted_module.n_heads,
                      kernel_size=list(conv.kernel_size), stride=list(conv.stride))
     else:
         raise Unbounded(f"no a-priori bound for {type(run.converted_module).__name__} "
                         "(verify_model bounds the 'separable' route)")
+    local = local.reshape(shape)
 
     def spread(e: list[Any]) -> Any:               # |W| * e, the padding mode's copies included
-        return conv_magnitude(e[0], conv.weight, None, stride=conv.stride, padding=conv.padding,
+        return conv_magnitude(batch(e[0]), conv.weight, None, stride=conv.stride, padding=conv.padding,
                               dilation=conv.dilation, groups=conv.groups,
-                              padding_mode=conv.padding_mode)
+                              padding_mode=conv.padding_mode).reshape(shape)
     terms = math.prod(conv.weight.shape[2:]) * conv.weight.shape[0] // conv.groups + 2
     return Step([_row_sum_max(conv.weight, conv.weight.shape[0])], spread, local, None, terms,
                 layer=layer)
@@ -230,13 +234,25 @@ def averaging_step(run: NodeRun, window: int) -> Step:
                 None, window + 2)
 
 
+def _spatial_axes(kind: Any) -> int:
+    """1, 2 or 3: the spatial axes of a pooling module or function, from its (torch base) class's
+    or its own name (``MaxPool2d``, ``avg_pool3d``); the input may be batched or not."""
+    names = [c.__name__ for c in type(kind).__mro__] if isinstance(kind, nn.Module) else [kind.__name__]
+    for name in names:
+        if name[-2:] in ("1d", "2d", "3d"):
+            return int(name[-2])
+    raise Unbounded(f"cannot tell how many spatial axes {names[0]} pools over")
+
+
 def _pool_window(run: NodeRun) -> int:
+    """The most inputs one output of a pooling module averages over (the input may be unbatched)."""
     m = run.module
+    nd = _spatial_axes(m)
     if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
-        spatial = run.inputs[0][0].shape[2:]
-        out = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * len(spatial)
+        spatial = run.inputs[0][0].shape[-nd:]
+        out = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * nd
         return math.prod(-(-s // (o or s)) + 1 for s, o in zip(spatial, out))
-    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * (run.out[0].dim() - 2)
+    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * nd
     return math.prod(k)
 
 
@@ -347,16 +363,21 @@ def _gelu_step(run: NodeRun) -> Step:
 
 
 def _max_margin(x: Any, kernel, stride, padding, dilation, out_shape) -> Any | None:
-    """Largest minus second largest value of every window; None when the windows do not match ``out_shape``."""
+    """Largest minus second largest value of every window; None when the windows do not match ``out_shape``.
+
+    ``x`` is ``(N, C, *spatial)`` and ``out_shape`` the pooled shape.
+    """
     nd = len(kernel)
-    v = F.pad(x.detach().to(torch.float64), [p for p in reversed(padding) for _ in (0, 1)],
+    spans = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    needs = [(o - 1) * s + span for o, s, span in zip(out_shape[2:], stride, spans)]
+    sizes = [n + 2 * p for n, p in zip(x.shape[2:], padding)]
+    # the padding, and (ceil_mode) room for a last window that hangs over the edge, on every
+    # axis before any is unfolded (unfold appends an axis, which F.pad would then pad instead)
+    pad = [(p, p + max(0, need - size)) for p, need, size in zip(padding, needs, sizes)]
+    v = F.pad(x.detach().to(torch.float64), [w for lo_hi in reversed(pad) for w in lo_hi],
               value=-math.inf)
     for i in range(nd):
-        span = dilation[i] * (kernel[i] - 1) + 1
-        need = (out_shape[2 + i] - 1) * stride[i] + span
-        if need > v.shape[2 + i]:              # ceil_mode: the last window hangs over the edge
-            v = F.pad(v, [0, 0] * (nd - 1 - i) + [0, need - v.shape[2 + i]], value=-math.inf)
-        v = v.narrow(2 + i, 0, need).unfold(2 + i, span, stride[i])
+        v = v.narrow(2 + i, 0, needs[i]).unfold(2 + i, spans[i], stride[i])
     v = v[(Ellipsis,) + tuple(slice(None, None, d) for d in dilation)].flatten(-nd)
     if tuple(v.shape[:-1]) != tuple(out_shape):
         return None
@@ -373,10 +394,15 @@ def maxpool_step(run: NodeRun) -> Step:
         raise Unbounded("max pooling with return_indices=True has no rule")
     margin = None
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
-        nd = run.out[0].dim() - 2
+        nd = _spatial_axes(m)
         tup = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * nd  # noqa: E731
-        margin = _max_margin(run.inputs[0][1], tup(m.kernel_size), tup(m.stride or m.kernel_size),
-                             tup(m.padding), tup(m.dilation), run.out[1].shape)
+        x, out = run.inputs[0][1], run.out[1].shape
+        if x.dim() == nd + 1:                                   # unbatched
+            x, out = x.unsqueeze(0), (1,) + tuple(out)
+        margin = _max_margin(x, tup(m.kernel_size), tup(m.stride or m.kernel_size),
+                             tup(m.padding), tup(m.dilation), out)
+        if margin is not None:
+            margin = margin.reshape(run.out[1].shape)
 
     def remainder(e: list[Any]) -> Any:
         # a window whose winner leads by more than 2e wins in both networks
@@ -491,14 +517,14 @@ def _module_pool(run: NodeRun) -> Step:
 
 def _functional_pool(run: NodeRun) -> Step:
     fn, rest, kw = run.node.target, run.args[1:], run.kwargs
-    x = run.inputs[0][0]
+    x, nd = run.inputs[0][0], _spatial_axes(run.node.target)
     if "adaptive" in fn.__name__:
         out = rest[0] if rest else kw["output_size"]
-        out = out if isinstance(out, (tuple, list)) else (out,) * (x.dim() - 2)
-        window = math.prod(-(-s // (o or s)) + 1 for s, o in zip(x.shape[2:], out))
+        out = out if isinstance(out, (tuple, list)) else (out,) * nd
+        window = math.prod(-(-s // (o or s)) + 1 for s, o in zip(x.shape[-nd:], out))
     else:
         k = rest[0] if rest else kw["kernel_size"]
-        window = math.prod(k) if isinstance(k, (tuple, list)) else k ** (x.dim() - 2)
+        window = math.prod(k) if isinstance(k, (tuple, list)) else k ** nd
     return averaging_step(run, window)
 
 

@@ -35,7 +35,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._validation import as_alpha
-from ..errors import OptionalDependencyError, ParameterTypeError, ParameterValueError
+from ..errors import (
+    InputMismatchError,
+    OptionalDependencyError,
+    ParameterTypeError,
+    ParameterValueError,
+)
 from .convert import _convert, _refusals
 from .torch import _require_torch
 
@@ -191,11 +196,16 @@ def _check_arguments(model: Any, x: Any, alpha: float, max_outputs: int, progres
     if x.dtype not in (torch.float32, torch.float64):
         raise ParameterTypeError(
             f"`x` must be float32 or float64 (the bounds need m·u < 1), got {x.dtype}")
+    if x.is_meta:
+        raise ParameterValueError("`x` is on the meta device, which holds no values; give a real input")
     for name, p in list(model.named_parameters()) + list(model.named_buffers()):
         if p.is_floating_point() and p.dtype != x.dtype:
             raise ParameterTypeError(
                 f"the model's {name} is {p.dtype} but `x` is {x.dtype}; convert one of them "
                 f"(model.to({x.dtype}))")
+        if p.is_meta:
+            raise ParameterValueError(
+                f"the model's {name} is on the meta device, which holds no values; load its weights")
     if isinstance(max_outputs, bool) or not isinstance(max_outputs, int) or max_outputs < 0:
         raise ParameterValueError(f"`max_outputs` must be an int >= 0, got {max_outputs!r}")
     if progress is not None and not isinstance(progress, bool):
@@ -244,7 +254,10 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
         float32/float64 tensor, parameters of another dtype, or a ``progress``
         that is not a bool or None.
     ParameterValueError
-        A bad ``alpha``, ``band`` or ``max_outputs``.
+        A bad ``alpha``, ``band`` or ``max_outputs``; an input or parameters on
+        the meta device.
+    InputMismatchError
+        The model itself fails on ``x`` (a wrong channel count, size or device).
     OptionalDependencyError
         ``progress=True`` without tqdm.
 
@@ -308,7 +321,12 @@ def _run_both(gm: Any, cgm: Any, x: Any) -> tuple[Any, Any, tuple[list, list], l
     rec_o, rec_c = passes.Recorder(gm), passes.Recorder(cgm)
     before = passes.state_versions(gm), passes.state_versions(cgm)
     with torch.no_grad(), passes.sum_of_products_kernels():
-        out_o = rec_o.run(x.clone())
+        try:
+            out_o = rec_o.run(x.clone())
+        except Exception as exc:  # noqa: BLE001 - the caller's model refuses the caller's input
+            raise InputMismatchError(
+                f"the model fails on `x` of shape {tuple(x.shape)} ({x.dtype}, {x.device}): "
+                f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
         out_c = rec_c.run(x.clone())
     changed: dict[str, dict[str, Any]] = {}
     same = {key: h for key, h in rec_o.redirects.items() if h is not None and rec_c.redirects.get(key) == h}
@@ -384,7 +402,12 @@ def _untraceable(original: Any, refused: dict[str, str], x: Any, alpha: float, b
     converted, conversion = _convert(original, refused, alpha=alpha, route="separable", strict=False,
                                      band=band, memory_budget=None, d_head=None)
     with torch.no_grad(), passes.sum_of_products_kernels():
-        outs = passes.output_tensors(original(x.clone())), passes.output_tensors(converted(x.clone()))
+        try:
+            out_o = original(x.clone())
+        except Exception as err:  # noqa: BLE001 - the caller's model refuses the caller's input
+            raise InputMismatchError(f"the model fails on `x` of shape {tuple(x.shape)}: "
+                                     f"{type(err).__name__}: {err}".splitlines()[0]) from None
+        outs = passes.output_tensors(out_o), passes.output_tensors(converted(x.clone()))
     measured, scale = _measure(outs)
     report = ModelVerifyReport(
         status="UNKNOWN", bound=None, bound_coarse=None, bound_fine=None, max_abs_error=measured,
