@@ -386,6 +386,13 @@ def test_division_with_a_rounding_mode_is_unknown(fn):
     assert report.status == "UNKNOWN" and "rounding_mode" in report.unknown[0]["reason"]
 
 
+@pytest.mark.parametrize("fn", [lambda s, x: -s.conv(x), lambda s, x: torch.neg(s.conv(x)),
+                                lambda s, x: s.conv(x).neg()])
+def test_negation_has_its_rule(fn):
+    report = _two(fn)
+    assert report.status == "PASS" and report.unknown == []
+
+
 # ----------------------------------------------------------------- crashes
 
 

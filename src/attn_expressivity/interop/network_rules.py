@@ -494,6 +494,11 @@ def _concat(run: NodeRun) -> Step:
     return Step([1.0] * len(run.inputs), lambda e: run.call(list(e)), 0.0, None, 1, concat=True)
 
 
+def _negate(run: NodeRun) -> Step:
+    """``−x``: exact, Lipschitz 1."""
+    return Step([1.0], lambda e: e[0], 0.0, None, 1)
+
+
 def _dropout(run: NodeRun) -> Step:
     training = run.module.training if run.module is not None else bool(
         run.kwargs.get("training", run.args[2] if len(run.args) > 2 else True))
@@ -548,7 +553,7 @@ _FUNCTIONS: dict[Any, Callable[[NodeRun], Step]] = {
     operator.sub: add_step, operator.isub: add_step, torch.sub: add_step,
     operator.mul: mul_step, operator.imul: mul_step, torch.mul: mul_step,
     operator.truediv: div_step, operator.itruediv: div_step, torch.div: div_step,
-    operator.neg: _dropout, torch.neg: _dropout, operator.getitem: _view,
+    operator.neg: _negate, torch.neg: _negate, torch.negative: _negate, operator.getitem: _view,
     torch.flatten: _view, torch.reshape: _view, torch.permute: _view, torch.transpose: _view,
     torch.squeeze: _view, torch.unsqueeze: _view, torch.clone: _view,
     torch.cat: _concat, torch.concat: _concat, torch.stack: _concat,
@@ -568,7 +573,7 @@ _METHODS: dict[str, Callable[[NodeRun], Step]] = {
     **{name: _view for name in ("view", "reshape", "flatten", "permute", "transpose", "t",
                                 "contiguous", "squeeze", "unsqueeze", "expand", "expand_as",
                                 "clone", "detach", "view_as", "reshape_as")},
-    "neg": _convert_dtype,
+    "neg": _negate, "negative": _negate,
     "relu": _relu, "relu_": _relu, "sigmoid": _sigmoid, "sigmoid_": _sigmoid, "tanh": _tanh,
     "add": add_step, "add_": add_step, "sub": add_step, "sub_": add_step,
     "mul": mul_step, "mul_": mul_step, "div": div_step, "div_": div_step, "mean": mean_step,
