@@ -19,7 +19,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "attn_expressivity"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
-BASE = ("errors", "_validation")
+BASE = ("errors", "_validation", "_threads")
 MAX_FUNCTION_LINES, MAX_CLASS_LINES = 80, 250
 
 

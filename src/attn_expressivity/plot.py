@@ -323,7 +323,7 @@ def plot_heads(layer: ConvAttention | None = None, *, alpha: float = 1.0, kernel
 def plot_alpha(weight: np.ndarray | None = None, x: np.ndarray | None = None,
                bias: np.ndarray | None = None, *, alphas: Sequence[float] | None = None,
                **conv_options: Any) -> Any:
-    """Observed max error against ``α`` (log scale) with the a-priori bound over it.
+    """Observed max error against ``α`` (log scale) with the rigorous bound over it.
 
     Runs :func:`attn_expressivity.verify` at each ``α`` and draws
     ``max |MHSA(x) − conv(x)|`` (markers), the report's ``bound`` (line) and its
@@ -370,10 +370,10 @@ def plot_alpha(weight: np.ndarray | None = None, x: np.ndarray | None = None,
     err = np.maximum([r.max_abs_error for r in reports], _FLOOR)
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.add_subplot()
-    ax.semilogy(alphas, [r.bound for r in reports], "-", color="C3", label="a-priori bound (verify)")
+    ax.semilogy(alphas, [r.bound for r in reports], "-", color="C3", label="rigorous bound (verify)")
     leak = np.array([r.leak_term for r in reports])
     ax.semilogy(alphas, np.where(leak > 0, leak, np.nan), "--", color="C1",   # 0 is not drawn
-                label="its leak term 2·L̃·S")
+                label="its leak term")
     ax.semilogy(alphas, err, "o", color="C0", markersize=4, label="observed max |MHSA − conv|")
     ax.set_xlabel("α (inverse width of every head)")
     ax.set_ylabel("absolute error")

@@ -97,9 +97,11 @@ def test_stable_softmax_no_overflow(beta):
 
 
 def test_score_overflow_is_reported():
+    """The general dense path forms every score and reports one that overflows."""
     z = np.zeros((1, 1, 2))
     layer = MultiHeadSelfAttention(z, z, np.eye(2)[None], np.zeros((1, 2)), np.array([[-1e307, 0.0]]),
-                                   np.ones((1, 1, 1)), np.ones((1, 1)), np.zeros(1))
+                                   np.ones((1, 1, 1)), np.ones((1, 1)), np.zeros(1),
+                                   encoding=lambda d: np.concatenate([d * d, d], axis=-1), ndim=1)
     with pytest.raises(NonFiniteError, match="scores overflowed"):
         layer(np.ones((40, 1)))
 

@@ -300,7 +300,7 @@ def test_cli_verify_torch(argv, capsys):
     assert main(["verify", "--torch", "--json", *small, *argv]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["torch"]["holds"] is True
-    assert max(report["torch"][k] for k in ("max_abs_error_sdpa", "max_abs_error_multihead")) <= report["bound"]
+    assert max(report["torch"][k] for k in ("max_abs_error_sdpa", "max_abs_error_multihead")) <= report["torch"]["bound"]
 
 
 @needs_torch

@@ -243,7 +243,7 @@ def test_cli_verify_every_hyperparameter(argv, capsys):
     from attn_expressivity.cli import main
 
     assert main(["verify", "--in-channels", "2", "--out-channels", "4", "--image-size", "7", *argv]) == 0
-    assert "PASS: error <= bound" in capsys.readouterr().out
+    assert "PASS: the error is within the bound" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("argv", "match"), [

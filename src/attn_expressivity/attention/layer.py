@@ -39,7 +39,13 @@ import math
 
 import numpy as np
 
-from ..errors import NonFiniteError, NotSeparableError, ParameterTypeError, ParameterValueError
+from ..errors import (
+    NonFiniteError,
+    NotSeparableError,
+    ParameterTypeError,
+    ParameterValueError,
+    ShapeError,
+)
 from .dense import attend_dense
 from .positional import attend_positional
 from .separable import attend_separable
@@ -80,8 +86,9 @@ class MultiHeadSelfAttention(AttentionWeights):
         (:meth:`chunk_size`), so the score scratch never exceeds it whatever the
         image size. Beyond it the dense path holds ``O(n · (d_in + d_head +
         d_out))`` per image without content terms and ``O(n · n_heads · (d_k +
-        d_head))`` with them; the separable path holds ``O(n · (d_in + d_head +
-        d_out) + Σ_i L_i²)``.
+        d_head))`` with them; the separable path holds the input and the output
+        (its per-axis tables are banded, ``O(m w)``, and its slabs of queries
+        share the budget among the worker threads).
 
     Attributes
     ----------
@@ -162,8 +169,48 @@ class MultiHeadSelfAttention(AttentionWeights):
         return path
 
     # ------------------------------------------------------------------ evaluation
-    def __call__(self, x: np.ndarray, *, path: str = "auto") -> np.ndarray:
-        """Attend over all tokens of ``x``.
+    def query_positions(self, spatial: tuple[int, ...], queries: object = None) -> tuple[np.ndarray, ...]:
+        """The query positions along each axis, as int arrays (all positions for None).
+
+        Parameters
+        ----------
+        spatial : tuple of int
+            The image's spatial shape.
+        queries : None or tuple of (slice, range or 1-D int array), one per axis
+
+        Returns
+        -------
+        tuple of ndarray of int64
+
+        Raises
+        ------
+        ParameterTypeError, ShapeError, ParameterValueError
+            Not a tuple of one slice, range or int array per spatial axis, or a
+            position outside the image.
+        """
+        if queries is None:
+            return tuple(np.arange(s) for s in spatial)
+        if not isinstance(queries, (tuple, list)) or len(queries) != len(spatial):
+            raise ShapeError(f"`queries` must be None or a tuple of {len(spatial)} slices or "
+                             f"index arrays (one per spatial axis), got {queries!r}")
+        out = []
+        for i, (q, size) in enumerate(zip(queries, spatial)):
+            if isinstance(q, slice):
+                arr = np.arange(size)[q]
+            else:
+                arr = np.asarray(q)
+                if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+                    raise ParameterTypeError(f"`queries[{i}]` must be a slice, a range or a 1-D "
+                                             f"integer array, got {type(q).__name__}")
+                arr = arr.astype(np.int64)
+                if arr.size and (arr.min() < 0 or arr.max() >= size):
+                    raise ParameterValueError(f"`queries[{i}]` must lie in [0, {size}), got "
+                                              f"positions from {arr.min()} to {arr.max()}")
+            out.append(arr.astype(np.int64))
+        return tuple(out)
+
+    def __call__(self, x: np.ndarray, *, path: str = "auto", queries: object = None) -> np.ndarray:
+        """Attend from the queries (every token by default) over all tokens of ``x``.
 
         Parameters
         ----------
@@ -175,46 +222,65 @@ class MultiHeadSelfAttention(AttentionWeights):
             (:mod:`~attn_expressivity.attention.separable`), for separable layers only. ``"auto"`` (default): the
             separable path when :attr:`is_separable`, else the dense one. The path
             that ran is stored in :attr:`last_path`.
+        queries : tuple, optional
+            One slice, range or 1-D integer array per spatial axis: only the
+            queries at the product of these positions are computed (all keys
+            still take part). None (default): every position.
 
         Returns
         -------
-        ndarray, shape ``(*batch, *spatial, d_out)``
-            In the result dtype of ``x`` and the weights (float64 for float64
-            weights; a layer from :meth:`astype` ``(float32)`` on float32 input
-            computes in float32).
+        ndarray, shape ``(*batch, *query_shape, d_out)``
+            ``query_shape`` is ``spatial`` by default. In the result dtype of
+            ``x`` and the weights (float64 for float64 weights; a layer from
+            :meth:`astype` ``(float32)`` on float32 input computes in float32).
 
         Raises
         ------
         ShapeError, ParameterTypeError, NonFiniteError
-            A bad input array; scores or outputs that overflow the floating-point range.
+            A bad input array or ``queries``; scores or outputs that overflow the
+            floating-point range.
         ParameterValueError, NotSeparableError
-            As for :meth:`select_path`.
+            As for :meth:`select_path`; a query outside the image.
+
+        Examples
+        --------
+        >>> from attn_expressivity import conv_to_mhsa
+        >>> layer = conv_to_mhsa(np.ones((3, 1, 1)), alpha=40.0).mhsa
+        >>> x = np.arange(6.0).reshape(6, 1)
+        >>> np.round(layer(x, queries=(slice(1, 5, 2),))[:, 0], 12).tolist()  # queries 1 and 3
+        [3.0, 9.0]
         """
         x = self._check_input(x)
         chosen = self.select_path(path)
         nd = self.ndim
         spatial = x.shape[x.ndim - nd - 1:-1]
         batch = x.shape[: x.ndim - nd - 1]
+        qs = self.query_positions(spatial, queries)
+        q_shape = tuple(len(q) for q in qs)
         n = math.prod(spatial)
         dtype = np.result_type(x, self.w_val, self.w_out, self.v, self.w_key_hat)
+        if math.prod(q_shape) == 0:
+            self.last_path = chosen
+            return np.zeros(batch + q_shape + (self.d_out,), dtype=dtype)
         # values near the top of the float range may overflow in the products; that is
         # detected on the output below and reported as an error, not as a warning
         with np.errstate(over="ignore", invalid="ignore"):
             if chosen == "separable":
-                out = attend_separable(self, x.reshape((-1,) + spatial + (self.d_in,)), spatial, dtype)
+                out = attend_separable(self, x.reshape((-1,) + spatial + (self.d_in,)).astype(dtype, copy=False),
+                                       qs, dtype)
             else:
                 flat = x.reshape((-1, n, self.d_in))
-                out = np.empty((flat.shape[0], n, self.d_out), dtype=dtype)
                 axis = None if self.has_content_terms else self.axis_coefficients()
                 if axis is not None:         # the weights do not depend on the image: all at once
-                    out[...] = attend_positional(self, flat, spatial, axis, dtype)
+                    out = attend_positional(self, flat.astype(dtype, copy=False), spatial, qs, axis, dtype)
                 else:
+                    out = np.empty((flat.shape[0], math.prod(q_shape), self.d_out), dtype=dtype)
                     for b in range(flat.shape[0]):
-                        out[b] = attend_dense(self, flat[b], spatial)
+                        out[b] = attend_dense(self, flat[b], spatial, qs)
         if not np.isfinite(out).all():
             raise NonFiniteError(
                 f"the attention output overflowed the {np.dtype(dtype).name} range (max |x| = "
                 f"{float(np.abs(x).max()):.3e}); rescale the input or the value weights"
             )
         self.last_path = chosen
-        return out.reshape(batch + spatial + (self.d_out,))
+        return out.reshape(batch + q_shape + (self.d_out,))

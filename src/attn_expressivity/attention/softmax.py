@@ -59,12 +59,24 @@ def stable_softmax(scores: np.ndarray, beta: float = 1.0) -> np.ndarray:
 
 
 def exp_floor(dtype: np.dtype) -> float:
-    """``⌈ln tiny⌉`` (``-708`` in float64): below it the dense path flushes a factor to 0.
+    """The exponent below which the per-axis tables flush a factor to 0.
 
-    A flushed factor's exact value is below ``e^{⌈ln tiny⌉} < e · tiny``
-    (``tiny`` the smallest normal number), an absolute perturbation that
-    :func:`attn_expressivity.bounds.error.error_bound` accounts for; it keeps ``exp``
-    out of the slow subnormal range.
+    ``max(⌈ln tiny⌉, ⌈ln(u² / 256)⌉)``: ``-79`` in float64, ``-38`` in float32,
+    ``-9`` in float16 (``tiny`` the smallest normal number, ``u`` the unit
+    roundoff). A flushed factor is below ``u² / 256`` of its row's largest,
+    so it could move an output by far less than one rounding of the target's
+    term, and ``exp`` never returns a subnormal number; the bands of the
+    tables (9 keys at ``α = 37`` with ``⌈ln tiny⌉``) shrink to the keys that
+    can matter (3 keys). The weights with the flushed factors at 0 *are* the
+    path's computed weights: the verdict's bound is built from them
+    (:mod:`attn_expressivity.bounds.elementwise`), so nothing is lost to it.
+
+    Examples
+    --------
+    >>> exp_floor(np.dtype(np.float64)), exp_floor(np.dtype(np.float32)), exp_floor(np.dtype(np.float16))
+    (-79.0, -38.0, -9.0)
     """
-    return float(math.ceil(math.log(np.finfo(dtype).tiny)))
+    info = np.finfo(dtype)
+    u = float(info.eps) / 2
+    return float(max(math.ceil(math.log(info.tiny)), math.ceil(math.log(u * u / 256))))
 

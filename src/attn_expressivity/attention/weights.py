@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from .._validation import as_float_array, as_int
 from ..errors import ParameterTypeError, ParameterValueError, ShapeError
 from .encoding import anisotropic_encoding, quadratic_encoding
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "AttentionWeights", "Encoding"]
+__all__ = ["DEFAULT_MEMORY_BUDGET", "AttentionWeights", "ChannelMap", "Encoding"]
 
 #: Default bound, in bytes, on the scratch memory of one chunk of queries (64 MiB).
 DEFAULT_MEMORY_BUDGET = 64 * 2**20
@@ -32,6 +33,28 @@ _ENCODINGS: dict[str, tuple[Encoding, Callable[[int], int]]] = {
     "quadratic": (quadratic_encoding, lambda dd: dd + 1),
     "anisotropic": (anisotropic_encoding, lambda dd: dd * (dd + 3) // 2),
 }
+
+
+class ChannelMap(NamedTuple):
+    """How head ``h``'s channel map ``W_val^(h) W_out^(h)`` is applied to a row ``z``.
+
+    ``matrix`` (``(d_in, d_out)``): ``z M`` in one product, with ``exact`` when
+    ``M`` equals ``W_val W_out`` exactly (one of the factors is an identity
+    block, so ``M`` is a slice of the other); otherwise ``M = fl(W_val W_out)``.
+    ``factors``: ``(z W_val) W_out`` in two products (cheaper when ``d_head`` is
+    small against ``d_in`` and ``d_out``).
+    """
+
+    matrix: np.ndarray | None
+    factors: tuple[np.ndarray, np.ndarray] | None
+    exact: bool
+
+
+def _identity_block(a: np.ndarray) -> bool:
+    """Whether ``a`` of shape ``(r, c)`` with ``r <= c`` is ``[I_r | 0]``."""
+    r, c = a.shape
+    # r ones on the diagonal and r non-zero entries in all: nothing else is non-zero
+    return r <= c and bool((np.diagonal(a) == 1).all()) and int(np.count_nonzero(a)) == r
 
 
 def _weight(value: object, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -198,6 +221,29 @@ class AttentionWeights:
         if np.any(c[:, 2 * D:]):                                            # cross terms δ_iδ_j
             return None
         return c[:, D:2 * D], c[:, :D]
+
+    def channel_maps(self, rows: int, dtype: np.dtype) -> list[ChannelMap]:
+        """Per head, how ``W_val^(h) W_out^(h)`` is applied to ``rows`` rows (:class:`ChannelMap`).
+
+        An identity block in either factor makes the map a slice of the other,
+        exactly; otherwise the cheaper of one product with ``fl(W_val W_out)``
+        (``d_in d_head d_out`` to form it, ``rows d_in d_out`` to apply it) and
+        two products (``rows d_head (d_in + d_out)``).
+        """
+        dh, d_in, d_out = self.d_head, self.d_in, self.d_out
+        maps = []
+        for h in range(self.n_heads):
+            w_val = self.w_val[h].astype(dtype, copy=False)
+            w_out = self.w_out[h * dh:(h + 1) * dh].astype(dtype, copy=False)
+            if _identity_block(self.w_val[h]):                 # z [I | 0] W_out = z W_out[:d_in]
+                maps.append(ChannelMap(np.ascontiguousarray(w_out[:d_in]), None, True))
+            elif _identity_block(self.w_out[h * dh:(h + 1) * dh].T):   # W_out = [I; 0]
+                maps.append(ChannelMap(np.ascontiguousarray(w_val[:, :d_out]), None, True))
+            elif d_in * dh * d_out + rows * d_in * d_out <= rows * dh * (d_in + d_out):
+                maps.append(ChannelMap(w_val @ w_out, None, False))
+            else:
+                maps.append(ChannelMap(None, (w_val, w_out), False))
+        return maps
 
     def _not_separable_reason(self) -> str | None:
         if callable(self.encoding):

@@ -2,11 +2,16 @@
 
 * :mod:`~attn_expressivity.bounds.leak`: the off-target softmax mass
   ``1 − θ₃(e^{−α})^{−D}`` from above, and the ``α`` a tolerance needs;
-* :mod:`~attn_expressivity.bounds.rounding`: unit roundoff and Higham's ``γ_m``;
+* :mod:`~attn_expressivity.bounds.rounding`: unit roundoff, Higham's ``γ_m``, the
+  underflow unit and the accuracy assumed of ``exp``;
 * :mod:`~attn_expressivity.bounds.scale`: the data factor ``S`` of the leak term;
-* :mod:`~attn_expressivity.bounds.error`: the a-priori bound on
-  ``|layer(x) − conv(x)|`` (leak + rounding + factorisation) that
-  :func:`attn_expressivity.verify` checks against;
+* :mod:`~attn_expressivity.bounds.tables`: the weights a path computed against the
+  convolution's one-hot rows and against the theory's leak for the stored ``α``;
+* :mod:`~attn_expressivity.bounds.elementwise`: the bound on ``|layer(x) − conv(x)|``
+  element by element (rounding + leak + factorisation) that :func:`attn_expressivity.verify`
+  checks small instances against;
+* :mod:`~attn_expressivity.bounds.error`: the same bound per output channel, from a few
+  maxima, for large instances;
 * :mod:`~attn_expressivity.bounds.dtypes`: the ``α`` each float type needs.
 
 The float bounds compute in floating point with rigorous rounding terms; the

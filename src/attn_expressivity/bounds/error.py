@@ -1,73 +1,39 @@
-"""The a-priori bound on ``|layer(x) − conv(x)|`` for a constructed layer and an input.
+"""The a-priori bound on ``|layer(x) − conv(x)|``, per output channel, at the cost of a few maxima.
 
-:func:`error_bound` bounds the largest elementwise difference between the
-layer of :func:`attn_expressivity.conv_to_mhsa` (run on a given path) and the
-reference :func:`attn_expressivity.conv` with three terms (all in the
-computation's dtype, unit roundoff ``u``, ``γ_m = mu/(1 − mu)``):
+:func:`error_bound` bounds the difference between the layer of
+:func:`attn_expressivity.conv_to_mhsa` as its fast path computes it
+(:mod:`~attn_expressivity.attention.separable` or the dense positional path)
+and the package's reference :func:`attn_expressivity.conv` in the same
+floating-point type. It is the bound of the element-wise argument
+(:mod:`attn_expressivity.bounds.elementwise`; ``docs/bounds.md`` states it as a
+theorem) with every magnitude replaced by a maximum over the image, so it costs
+``O(n d_in)`` for the per-channel maxima ``X_c = max_k |x_{k,c}|`` and
+``O(H d_head (d_in + d_out))`` for ``A_h = X |W_val^(h)| |W_out^(h)|``, nothing of
+the size of a convolution. For output channel ``o``:
 
-1. **Leak** ``2 · L̃ · S`` with ``S = Σ_h max_k ‖x_k W_val^(h) W_out^(h)‖_∞``
-   over the padded image (see :mod:`attn_expressivity.bounds.leak`). ``L̃`` is
-   :func:`leak_bound` at ``α(1 − τ)`` times ``e^{αC}``, with
-   ``τ = 4γ_{d_p+2} + u`` and ``C = 8γ_{d_p+2} max_h ‖Δ_h‖²``. Both paths
-   compute the score per axis: ``f_i(t) = −α t² + 2αΔ_i t`` (``t = δ_i``) as
-   ``fl(fl(a t²) + fl(b t))`` with ``t²`` exact and ``b = fl(2αΔ_i)`` rounded
-   once, so its error is at most ``γ_3 α(t² + 2|Δ_i||t|) ≤ γ_3 α(4z_i² + 5Δ_i²)``
-   with ``z = δ − Δ`` (``t² ≤ 2z_i² + 2Δ_i²``); each axis' row maximum
-   ``m_i ≥ f̂_i(Δ_i)`` is subtracted (relative error ``u``). Comparing key
-   ``k`` with the target (``z = 0``, error at most ``3γ_3αΔ_i²``), the gap
-   ``m_i − f̂_i(Δ_i)`` is at most ``8γ_3αΔ_i²``, and so
+* **rounding** of the path, stage by stage: a contraction with table ``P̂``
+  multiplies magnitudes by at most its largest row sum ``σ`` and adds at most
+  ``λ`` times the incoming magnitude, ``λ`` the largest row sum of the smaller of
+  the two error tables of :func:`~attn_expressivity.attention.traced.error_tables`
+  (``3 w η`` for underflow); a channel product of inner length ``m`` adds
+  ``γ_m`` times the magnitude (plus ``γ_{d_head}`` when ``W_val W_out`` is formed
+  first); the dense path's sum over keys uses the distinguished-term bound with
+  the largest off-target sum of its weights, ``Π_i (1 + off_i) − 1``; the sums
+  over heads add ``γ_{H+D}`` times what they sum; the bias one rounding;
+* **leak**: ``Σ_h ℓ_h A_{h,o}`` with ``ℓ_h`` the largest row norm of
+  ``|P^h − T^h|`` (:mod:`attn_expressivity.bounds.tables`): the head's computed
+  weights against the convolution's one-hot rows;
+* **factorisation**: ``Σ_h X |W_Δh − W_val^(h) W_out^(h)|``, zero for the exact
+  identity split;
+* **reference**: the reference convolution's own rounding, an inner product of
+  length ``m_c = prod(K) d_in / groups + 1``: ``γ_{m_c} (Σ_taps X |W_tap| + |b|) + m_c η``.
 
-   * *separable path* (per-axis softmax): the exponent of key ``k`` relative
-     to the target is at most ``−α(1 − 4γ_3 − u) z_i² + 8γ_3(1 + u)αΔ_i²`` per
-     axis, so each axis keeps target mass ``≥ (1 + e^{αC_i}(θ₃(e^{−α(1−τ)}) − 1))^{−1}``
-     and the product over axes leaks at most
-     ``1 − (1 + e^{αC}T)^{−D} ≤ e^{αC}(1 − (1 + T)^{−D})`` (``T = θ₃ − 1``; the
-     function ``1 − (1 + x)^{−D}`` is concave and vanishes at 0);
-   * *dense path* (weights ``Π_i exp(f̂_i − m_i)``, the per-axis exponents
-     of the separable path multiplied together): the exponent of key ``k``
-     relative to the target is at most ``−α(1 − 4γ_3 − u)‖z‖² + 8γ_3(1 + u)α‖Δ‖²``.
-
-   Both exponents are bounded by ``−α(1 − τ)‖z‖² + αC``,
-   so the computed off-target weights are at most those of ``α(1 − τ)``
-   times ``e^{αC}``, whatever the row maximum is; off-target over target mass
-   ``e^{αC}X/(1 + e^{αC}X) ≤ e^{αC}X/(1 + X)`` then gives ``L̃``.
-2. **Rounding** (Higham, *Accuracy and Stability of Numerical Algorithms*,
-   2nd ed., §3.1, standard model, with ``exp`` allowed a relative error of
-   ``4u``): the attention output is a chain of inner products — ``x W_val``
-   (length ``d_in``), the convex combination over the keys, ``W_out`` and the
-   sum over heads (length ``n_heads · d_head``) and the bias — bounded by
-   ``γ_m · S_abs`` with ``S_abs = Σ_h max_k ‖|x_k||W_val^(h)||W_out^(h)|‖_∞ + ‖b‖_∞``.
-   The convex combination depends on the path that ran:
-
-   * *dense*: ``Σ_k w_k v_k / Σ_k w_k`` over the ``n`` keys, numerator and
-     denominator inner products of length ``n``, each weight a product of ``D``
-     per-axis ``exp`` values (relative error ``(1 + 4u)^D (1 + u)^{D−1}``,
-     within ``γ_{5D}``), and the division:
-     ``m = m_d = 2n + d_in + n_heads·d_head + 5D + 10``;
-   * *separable*: ``D`` successive contractions of length ``L_i`` (the side
-     along axis ``i``) with the normalised per-axis weights, each weight
-     perturbed relatively by ``γ_{L_i+8}`` (exp, sum, division):
-     ``m = m_s = Σ_i (2L_i + 8) + d_in + n_heads·d_head + 10``. (The separable
-     path applies each head's channel map as ``(z W_val) W_out`` or
-     ``z (W_val W_out)`` and sums heads that share factors before the outer
-     contractions: lengths ``d_in + d_head + n_heads ≤ d_in + n_heads·d_head + 1``,
-     within ``m_s``.)
-
-   Per-axis factors below ``e^{⌈ln tiny⌉}`` (dense) or weights below ``tiny``
-   (separable) are flushed to 0, since ``exp`` and the products are slow on
-   subnormal numbers; each weight moves by less than ``e·tiny`` before
-   normalisation (dense; the target's weight is ``exp(0) = 1``) or below
-   ``tiny`` after it (separable), adding at most ``6 n · tiny · S_abs``.
-   The reference convolution's own rounding is at most ``γ_{m_c} · C_abs`` with
-   ``m_c = prod(K)·d_in/groups + 1`` and ``C_abs = max ‖conv(|x|, |W|)‖_∞ + ‖b‖_∞``.
-3. **Factorisation**: ``Σ_h max_k ‖x_k‖_1 · max|W_Δh − W_val^(h) W_out^(h)|``,
-   the residual of the rank-revealing split (zero in exact arithmetic when the
-   rank tolerance drops nothing). Because a layer with wrong value/output blocks
-   would otherwise just get a wider bound, each head's residual must also stay
-   within :func:`attn_expressivity.theorem.factorisation.factorisation_allowance` (the
-   rank tolerance plus the SVD's rounding); heads above it are listed in
-   ``factorisation_excess`` and make ``holds`` false.
-
+A check passes when ``|layer(x) − conv(x)|``, computed in float64 and rounded
+up, is within the bound of its channel, every head is Lemma 2's up to the
+rounding of its stored vector (:func:`attn_expressivity.theorem.heads.head_issues`),
+its computed tables leak no more than the theory allows
+(:func:`attn_expressivity.bounds.tables.table_issues`) and its factorisation
+residual is within its allowance.
 """
 
 from __future__ import annotations
@@ -77,25 +43,118 @@ from typing import Any
 
 import numpy as np
 
-from ..convolution.reference import conv
+from ..attention.traced import error_tables
 from ..convolution.slices import kernel_slices
 from ..errors import ParameterValueError
 from ..theorem.construction import ConvAttention
-from ..theorem.factorisation import factorisation_allowance
-from .leak import leak_bound
-from .rounding import gamma, unit_roundoff
+from .elementwise import failing_heads, residual_bounds
+from .rounding import gamma, underflow_unit, unit_roundoff
+from .tables import HeadAxes, head_axes, structural_issues
 
 __all__ = ["error_bound"]
 
 _U64 = 2.0**-53
 
 
+def _axis_factors(table, u: float, spread: float) -> tuple[float, float, int]:
+    """``(σ, λ, w)`` of one computed table: largest row sum, largest error-table row sum, band width."""
+    lemma, standard, w = error_tables(table, u, spread)
+    sigma = float(np.abs(table.values.astype(np.float64, copy=False)).sum(axis=1).max()) * (1 + 2 * (w + 1) * _U64)
+    lam = float(np.minimum(lemma.values.sum(axis=1), standard.values.sum(axis=1)).max()) * (1 + 2 * (w + 1) * _U64)
+    return sigma, lam, w
+
+
+def _separable_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.ndarray],
+                        x_max: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Per output channel: the separable path's rounding (module docstring)."""
+    mhsa = layer.mhsa
+    u, eta = unit_roundoff(dtype), underflow_unit(dtype)
+    spread = 2.0 if dtype == np.float16 else 1.0
+    d_in, dh, H = mhsa.d_in, mhsa.d_head, mhsa.n_heads
+    a, b = mhsa.axis_coefficients()
+    first = len({(float(a[h, 0]), float(b[h, 0])) for h in range(H)})
+    m2 = max(first * d_in, d_in + dh)                                   # merged or two thin products
+    total_mag = np.zeros(mhsa.d_out)
+    total_err = np.zeros(mhsa.d_out)
+    for ha, (w_val_abs, w_out_abs) in zip(heads, amag):
+        s0, l0, w0 = _axis_factors(ha.tables[0], u, spread)
+        mag_in = s0 * x_max
+        err_in = l0 * x_max + 3 * w0 * eta
+        mag = (mag_in @ w_val_abs) @ w_out_abs * (1 + 4 * gamma(d_in + dh, _U64))
+        err = (err_in @ w_val_abs) @ w_out_abs * (1 + 4 * gamma(d_in + dh, _U64))
+        err += (gamma(m2, u) + gamma(dh, u)) * mag + 2 * m2 * eta
+        for table in ha.tables[1:]:
+            s, lam, w = _axis_factors(table, u, spread)
+            err = s * err + lam * mag + 3 * w * eta
+            mag = s * mag
+        total_mag += mag
+        total_err += err
+    acc = gamma(H + len(heads[0].tables) + 1, u) * (total_mag + total_err)
+    bias = np.abs(mhsa.b_out.astype(np.float64, copy=False))
+    return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * (1 + 2.0**-40)
+
+
+def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.ndarray],
+                    x_max: np.ndarray, dtype: np.dtype, n: int) -> np.ndarray:
+    """Per output channel: the dense positional path's rounding (module docstring)."""
+    mhsa = layer.mhsa
+    u, eta = unit_roundoff(dtype), underflow_unit(dtype)
+    spread = 2.0 if dtype == np.float16 else 1.0
+    d_in, dh, H = mhsa.d_in, mhsa.d_head, mhsa.n_heads
+    total_mag = np.zeros(mhsa.d_out)
+    total_err = np.zeros(mhsa.d_out)
+    for ha, (w_val_abs, w_out_abs) in zip(heads, amag):
+        mag_v = x_max @ w_val_abs * (1 + 2 * gamma(d_in, _U64))
+        err_v = gamma(d_in, u) * mag_v + d_in * eta
+        # the weights ŝ = fl(Π E_i) of a query sum to at most Π_i z_i (row sums) and, apart
+        # from the key where every factor is its row's largest, to Π_i z_i − Π_i top_i <=
+        # Σ_i o_i Π_{j<i} z_j, o_i the row sum without its largest entry (no cancellation)
+        exact_top = all(bool(np.all(t.values.max(axis=1) == 1)) for t in ha.tables)
+        off_max, z_prod = 0.0, 1.0
+        for t in ha.tables:
+            vals = np.abs(t.values.astype(np.float64, copy=False))
+            w_t = vals.shape[1]
+            z_i = float(vals.sum(axis=1).max()) * (1 + 2 * w_t * _U64)
+            rest = vals.copy()
+            rest[np.arange(rest.shape[0]), vals.argmax(axis=1)] = 0.0
+            o_i = float(rest.sum(axis=1).max()) * (1 + 2 * w_t * _U64)
+            off_max += o_i * z_prod
+            z_prod *= z_i
+        off_max = off_max * (1 + u) ** len(ha.tables) * (1 + 8 * _U64) + n * eta
+        s_max = (z_prod * (1 + u) ** len(ha.tables) + n * eta) * (1 + 8 * _U64)
+        w = n
+        lemma = spread * (1 + _gamma_or_inf(3 * w + 1, u)) * off_max if exact_top else math.inf
+        key = min(lemma, _gamma_or_inf(w, u) * s_max)
+        e_num = key * mag_v + s_max * err_v + 3 * w * eta
+        e_den = key + 3 * w * eta
+        if not e_den < 0.5:
+            raise ParameterValueError(
+                f"no rounding bound of the dense path exists for {np.dtype(dtype).name} over {n} keys "
+                f"(the row sums' error bound {e_den:.3g} is not below 1/2); use a wider float type, "
+                f"a smaller image or path='separable'")
+        mag_m = mag_v * (1 + 4 * e_den) * (1 + u)
+        e_m = u * mag_m + eta + (e_num + mag_m * e_den) / (1 - e_den)
+        mag = mag_m @ w_out_abs * (1 + 2 * gamma(dh, _U64))
+        err = e_m @ w_out_abs * (1 + 2 * gamma(dh, _U64)) + gamma(dh, u) * mag + 2 * dh * eta
+        total_mag += mag
+        total_err += err
+    acc = gamma(H + 1, u) * (total_mag + total_err)
+    bias = np.abs(mhsa.b_out.astype(np.float64, copy=False))
+    return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * (1 + 2.0**-40)
+
+
+def _gamma_or_inf(m: int, u: float) -> float:
+    return gamma(m, u) if m * u < 1 else math.inf
+
+
 def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> dict[str, Any]:
-    """The a-priori bound on ``|layer(x, path=path) − conv(x)|`` (module docstring).
+    """The a-priori bound on ``|layer(x, path=path) − conv(x)|`` per output channel (module docstring).
 
     Parameters
     ----------
     layer : ConvAttention
+        Without content terms and with the quadratic encoding (as built by
+        :func:`~attn_expressivity.conv_to_mhsa`, possibly with edited weights).
     x : ndarray, shape ``(*batch, *spatial, d_in)``
     path : {"auto", "dense", "separable"}, optional
         The attention path whose rounding is bounded, resolved as
@@ -104,100 +163,88 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     Returns
     -------
     dict
-        ``bound``, ``leak_term``, ``rounding_term``, ``factorisation_term``,
-        ``factorisation_excess`` (heads whose residual exceeds its allowance),
-        ``leak`` (the per-head leak used), ``scale`` (``S``) and ``path``.
+        ``bound`` (the largest channel's), ``per_channel`` (``(d_out,)``),
+        ``terms_per_channel`` (each term's ``(d_out,)`` array),
+        ``rounding_term``, ``leak_term``, ``factorisation_term``,
+        ``reference_term`` (largest over the channels), ``leak`` (the largest
+        row norm of ``|P^h − T^h|``), ``scale`` (``Σ_h max_o A_{h,o}``),
+        ``factorisation_excess``, ``head_issues``, ``table_issues`` and ``path``.
 
     Raises
     ------
     ParameterValueError, NotSeparableError
-        As for :meth:`attn_expressivity.MultiHeadSelfAttention.select_path`;
-        ``ParameterValueError`` also when the rounding bound does not exist
-        (``m·u >= 1/2``, e.g. float16 on a few hundred keys).
+        As for :meth:`attn_expressivity.MultiHeadSelfAttention.select_path`.
+    UnsupportedConfigurationError
+        A layer with content terms or scores that do not split over the axes.
+
+    Examples
+    --------
+    >>> from attn_expressivity import conv, conv_to_mhsa
+    >>> rng = np.random.default_rng(0)
+    >>> w, x = rng.standard_normal((3, 3, 2, 2)), rng.standard_normal((6, 5, 2))
+    >>> layer = conv_to_mhsa(w, alpha=30.0)
+    >>> terms = error_bound(layer, x)
+    >>> bool(np.abs(layer(x) - conv(x, w)).max() <= terms["bound"]), terms["path"]
+    (True, 'separable')
     """
     cfg, mhsa = layer.config, layer.mhsa
     path = mhsa.select_path(path)
     xp = layer.pad(x)
-    padded = xp.shape[xp.ndim - cfg.ndim - 1:-1]
-    dtype = np.result_type(x, mhsa.w_val)
-    u = unit_roundoff(dtype)
-    data = _data_terms(layer, x, xp)
-    leak = _computed_leak(layer, u)
-    # the leak term is computed from a rounded S: add the rounding of S itself
-    leak_term = 2.0 * leak * (data["scale"] + gamma(cfg.d_in + mhsa.d_head + 2, u) * data["scale_abs"])
-    rounding = _rounding_term(layer, path, padded, dtype, data)
-    total = (leak_term + rounding + data["resid"]) * (1 + 4 * _U64)
-    return {"bound": total, "leak_term": leak_term, "rounding_term": rounding,
-            "factorisation_term": data["resid"], "factorisation_excess": data["excess"],
-            "leak": leak, "scale": data["scale"], "path": path}
+    nd = cfg.ndim
+    padded = tuple(xp.shape[xp.ndim - nd - 1:-1])
+    dtype = np.result_type(x, mhsa.w_val, mhsa.w_out, mhsa.v, mhsa.w_key_hat)
+    queries = mhsa.query_positions(padded, layer.crop(padded))
+    heads = head_axes(layer, padded, queries, dtype, path)
+    issues, leaks = structural_issues(layer, heads, dtype, path)
+    x_max = np.abs(xp.reshape(-1, cfg.d_in)).max(axis=0).astype(np.float64, copy=False) if xp.size else np.zeros(cfg.d_in)
+    dh = mhsa.d_head
+    amag = []
+    for h, cm in enumerate(mhsa.channel_maps(1, dtype)):
+        if cm.exact:                        # an identity block: |W_val| |W_out| = |M|, one factor
+            amag.append((np.eye(cfg.d_in), np.abs(cm.matrix.astype(np.float64, copy=False))))
+        else:
+            amag.append((np.abs(mhsa.w_val[h].astype(np.float64, copy=False)),
+                         np.abs(mhsa.w_out[h * dh:(h + 1) * dh].astype(np.float64, copy=False))))
+    a_h = [(x_max @ wv) @ wo * (1 + 4 * gamma(cfg.d_in + dh, _U64)) for wv, wo in amag]
+    n = math.prod(padded)
+    if path == "separable":
+        rounding = _separable_rounding(layer, heads, amag, x_max, dtype)
+    else:
+        rounding = _dense_rounding(layer, heads, amag, x_max, dtype, n)
+    capped = failing_heads(layer, heads, dtype, path, issues, leaks)
+    leak_rows = []
+    leak = np.zeros(cfg.d_out)
+    for h, (ha, a) in enumerate(zip(heads, a_h)):
+        ell = 0.0
+        for i in range(nd):
+            tail = math.prod(float(r.max()) for r in ha.rowsum[i + 1:]) if i + 1 < nd else 1.0
+            ell += float(ha.dev_mass[i].max()) * tail
+        ell = ell * ha.rho * (1 + 4 * nd * _U64) + ha.floor
+        if h in capped:                        # not Lemma 2's head: only the theory's leak
+            ell = capped[h]
+        leak_rows.append(ell)
+        leak += ell * a
+    residuals, excess = residual_bounds(layer, dtype)
+    fact = sum((x_max @ r for r in residuals if np.any(r)), np.zeros(cfg.d_out))
+    reference = _reference_rounding(layer, x_max, np.result_type(x, layer.kernel,
+                                                                 *([] if layer.bias is None else [layer.bias])))
+    per_channel = (rounding + leak + fact + reference) * (1 + 2.0**-40)
+    return {"bound": float(per_channel.max()) if per_channel.size else 0.0, "per_channel": per_channel,
+            "terms_per_channel": {"rounding": rounding, "leak": leak, "factorisation": fact,
+                                  "reference": reference},
+            "rounding_term": float(rounding.max()), "leak_term": float(leak.max()),
+            "factorisation_term": float(fact.max()), "reference_term": float(reference.max()),
+            "leak": max(leak_rows, default=0.0), "scale": float(sum(a.max() for a in a_h)),
+            "factorisation_excess": excess, "head_issues": issues, "table_issues": leaks, "path": path}
 
 
-def _data_terms(layer: ConvAttention, x: np.ndarray, xp: np.ndarray) -> dict[str, Any]:
-    """``S``, ``S_abs``, the factorisation term, its excess heads and ``C_abs`` (module docstring)."""
-    cfg, mhsa = layer.config, layer.mhsa
-    tokens = xp.reshape(-1, cfg.d_in)
-    H, dh = mhsa.n_heads, mhsa.d_head
-    w_out = mhsa.w_out.reshape(H, dh, cfg.d_out)
-    abs_tokens = np.abs(tokens)
-    scale = scale_abs = resid = 0.0
-    excess: list[dict[str, Any]] = []
-    l1 = float(abs_tokens.sum(axis=1).max())
-    # head h carries the slice of kernel index kernel_indices[h]
-    mats = kernel_slices(layer.kernel.astype(np.float64), cfg.groups)[layer.kernel_indices]
-    for h in range(H):
-        w_h = mhsa.w_val[h].astype(np.float64) @ w_out[h].astype(np.float64)     # (d_in, d_out)
-        scale += float(np.abs(tokens @ w_h).max())
-        w_abs = np.abs(mhsa.w_val[h]).astype(np.float64) @ np.abs(w_out[h]).astype(np.float64)
-        scale_abs += float((abs_tokens @ w_abs).max())
-        r_h = float(np.abs(mats[h] - w_h).max())
-        resid += l1 * r_h
-        allowed = factorisation_allowance(mats[h], mhsa.w_val[h], w_out[h], layer.rank_tol)
-        if not r_h <= allowed:
-            excess.append({"head": h, "shift": [int(c) for c in layer.shifts[h]],
-                           "residual": r_h, "allowance": allowed})
-    b_abs = 0.0 if layer.bias is None else float(np.abs(layer.bias).max())
-    c_abs = float(conv(np.abs(x), np.abs(layer.kernel), stride=cfg.stride, padding=cfg.padding,
-                       dilation=cfg.dilation, groups=cfg.groups,
-                       padding_mode=cfg.padding_mode).max()) + b_abs
-    return {"scale": scale, "scale_abs": scale_abs + b_abs, "resid": resid, "excess": excess,
-            "c_abs": c_abs}
-
-
-def _computed_leak(layer: ConvAttention, u: float) -> float:
-    """``L̃``: the leak of the scores as computed, rounding of the scores included."""
-    g_score = gamma(layer.mhsa.d_p + 2, u)
-    tau = 4 * g_score + u
-    max_shift_sq = float((layer.shifts.astype(np.float64) ** 2).sum(axis=1).max())
-    alpha, nd = layer.alpha, layer.config.ndim
-    if math.isinf(alpha):
-        return 0.0
-    a_eff, grow = alpha * (1 - tau), alpha * 8 * g_score * max_shift_sq
-    if grow < 700.0:
-        return min(1.0, leak_bound(a_eff, nd) * math.exp(grow))
-    # e^{αC} overflows a float (α beyond ~1e16): take logarithms, with
-    # leak_bound(a) <= 2.11·D·e^{-a} for a >= 1 (θ₃(x) − 1 <= 2x/(1 − x³) as
-    # n² >= 3n − 2, and 1 − θ^{-D} <= D(θ − 1)); never rounded below 2^-1074.
-    return max(math.exp(min(0.0, math.log(2.11 * nd) - a_eff + grow)), 5e-324)
-
-
-def _rounding_term(layer: ConvAttention, path: str, padded: tuple[int, ...], dtype: np.dtype,
-                   data: dict[str, Any]) -> float:
-    """The rounding of the attention path and of the reference convolution (module docstring)."""
-    cfg, mhsa = layer.config, layer.mhsa
-    u = unit_roundoff(dtype)
-    H, dh, nd = mhsa.n_heads, mhsa.d_head, cfg.ndim
-    n_keys = math.prod(padded)
-    if path == "separable":                 # D contractions of length L_i
-        m_a = sum(2 * side + 8 for side in padded) + cfg.d_in + H * dh + 10
-    else:                                   # one convex combination over the n keys
-        m_a = 2 * n_keys + cfg.d_in + H * dh + 5 * nd + 10
-    m_c = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
-    flush = 6.0 * n_keys * float(np.finfo(dtype).tiny) * data["scale_abs"]   # weights flushed below tiny
-    if m_a * u >= 0.5 or m_c * u >= 0.5:
-        raise ParameterValueError(
-            f"the a-priori rounding bound needs m·u < 1/2 and {np.dtype(dtype).name} has "
-            f"u = {u:.3g}: the {path} path's chain of length m = {m_a} over {n_keys} keys gives "
-            f"m·u = {m_a * u:.3g}; use a wider float type, a smaller image"
-            + (" or path='separable'" if path == "dense" and mhsa.is_separable else "")
-        )
-    return gamma(m_a, u) * data["scale_abs"] + gamma(m_c, u) * data["c_abs"] + flush
+def _reference_rounding(layer: ConvAttention, x_max: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``γ_{m_c} (Σ_taps X |W_tap| + |b|) + 2 m_c η`` per output channel, in the reference's type."""
+    cfg = layer.config
+    u, eta = unit_roundoff(dtype), underflow_unit(dtype)
+    mats = np.abs(kernel_slices(layer.kernel.astype(np.float64, copy=False), cfg.groups))      # (taps, d_in, d_out)
+    mag = np.einsum("c,tco->o", x_max, mats) * (1 + 2 * gamma(mats.shape[0] * cfg.d_in, _U64))
+    if layer.bias is not None:
+        mag = mag + np.abs(layer.bias.astype(np.float64, copy=False))
+    m = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
+    return gamma(m, u) * mag * (1 + 2 * _U64) + 2 * m * eta

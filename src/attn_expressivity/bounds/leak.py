@@ -132,7 +132,9 @@ def alpha_for_tolerance(tol: float, ndim: int, *, scale: float = 1.0,
     Returns
     -------
     float
-        ``0.0`` when ``α = 0`` already satisfies the inequality (``2 scale <= tol``).
+        Finite, also when ``4 D scale / tol`` overflows a float (``tol`` near the
+        bottom of the float range, or a large ``scale``); ``0.0`` when ``α = 0``
+        already satisfies the inequality (``2 scale <= tol``).
 
     Raises
     ------
@@ -162,12 +164,15 @@ def alpha_for_tolerance(tol: float, ndim: int, *, scale: float = 1.0,
 
     if ok(0.0):
         return 0.0
-    # start from the asymptotics L ≈ 2 D e^{-α}: α ≈ log(4 D scale / tol)
-    guess = max(1.0, math.log(4.0 * ndim * scale / tol))
+    # start from the asymptotics L ≈ 2 D e^{-α}: α ≈ log(4 D scale / tol), in logarithms
+    # (4 D scale / tol itself overflows for tol near the bottom of the float range)
+    guess = max(1.0, math.log(4.0 * ndim) + math.log(scale) - math.log(tol))
     lo, hi = max(0.0, guess - 1.0), guess + 1.0
     if ok(lo):
         lo = 0.0
     while not ok(hi):
+        # L(α) <= 2.11 D e^{-α} for α >= 1, so 2 L scale <= tol from α = log(4.22 D scale / tol) on:
+        # a finite α always exists for a finite tol > 0 and scale; doubling reaches it
         lo, hi = hi, 2.0 * hi
     while hi - lo > ALPHA_RESOLUTION * hi * 0.5:
         mid = 0.5 * (lo + hi)

@@ -15,7 +15,15 @@ import numpy as np
 
 from ..errors import ParameterValueError
 
-__all__ = ["gamma", "unit_roundoff"]
+__all__ = ["EXP_ULPS", "gamma", "underflow_unit", "unit_roundoff"]
+
+#: The accuracy assumed of ``numpy.exp`` in float16, float32 and float64: a relative
+#: error of at most ``EXP_ULPS · u``. numpy's float64 and float32 ``exp`` are
+#: documented at a few units in the last place at most and float16 goes through
+#: float32; ``tests/bounds/test_rounding.py`` measures the error on this platform
+#: against mpmath on a dense sample of ``[⌈ln tiny⌉, 0]`` and fails when the
+#: assumption does not hold.
+EXP_ULPS = 4
 
 
 def unit_roundoff(dtype: object) -> float:
@@ -27,6 +35,22 @@ def unit_roundoff(dtype: object) -> float:
     (True, True)
     """
     return float(np.finfo(np.dtype(dtype)).eps) / 2.0
+
+
+def underflow_unit(dtype: object) -> float:
+    """``η``: the smallest subnormal number, a bound on the error of a rounded product below the normal range.
+
+    In the model with underflow (Higham, §2.1), ``fl(a × b) = (a × b)(1 + δ) + η``
+    with ``|η|`` at most half the smallest subnormal and ``δη = 0``; sums and
+    differences are exact when their result is subnormal. Half of float64's
+    smallest subnormal is not a float64 number, so the whole one is used.
+
+    Examples
+    --------
+    >>> underflow_unit(np.float64) == 2.0**-1074, underflow_unit(np.float32) == 2.0**-149
+    (True, True)
+    """
+    return float(np.finfo(np.dtype(dtype)).smallest_subnormal)
 
 
 def gamma(m: int, u: float) -> float:

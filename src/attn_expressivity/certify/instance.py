@@ -20,11 +20,12 @@ proves, element by element,
     = \\sum_h \\left(2 L(\\alpha_h, D)\\, S_h + \\max_k \\|x_k\\|_1\\, \\tau_h\\right),
 
 with ``S_h = max_k ‖x_k W_val^(h) W_out^(h)‖_∞`` over the keys of the padded
-image (the a-priori leak term of :mod:`attn_expressivity.bounds.error`) and ``τ_h``
-an allowance for the floating-point factorisation ``W_val^(h) W_out^(h) ≈ W_Δh``
-(default ``4 · max(d_in, d_out) · eps · ‖W_Δh‖_F``, the order of the rank
-tolerance of :func:`attn_expressivity.conv_to_mhsa`; it is a tolerance, not a
-theorem). The a-priori argument — head ``h``'s output differs from its target
+image, ``L(α_h, D)`` the leak of the head *as stored* (its scores read exactly
+from the stored floats, the centre offset that storing ``fl(2αΔ)`` leaves
+included, :func:`_leak_of`) and ``τ_h`` the allowance of the split that built
+the blocks (0 for the exact identity splits, the rounding level of the
+decomposition for an SVD split: the same allowance :func:`attn_expressivity.verify`
+uses, so the two agree on blocks that do not express their slice). The a-priori argument — head ``h``'s output differs from its target
 value by ``Σ_{k≠t} p_k (z_k − z_t)``, at most ``2 L S_h``, and from
 ``x_t W_Δh`` by at most ``‖x_t‖_1 max|W_val W_out − W_Δh|`` — is why the check
 should succeed; the check itself is the elementwise ball computation, which
@@ -57,6 +58,8 @@ from ..errors import (
     UnsupportedConfigurationError,
 )
 from ..theorem.construction import ConvAttention
+from ..theorem.factorisation import factorisation_allowance
+from ..theorem.heads import head_issues, intended_shifts, stored_heads
 from .report import CertificationReport
 
 __all__ = ["MAX_CERTIFY_WORK", "certify_layer", "certify_work"]
@@ -68,6 +71,16 @@ __all__ = ["MAX_CERTIFY_WORK", "certify_layer", "certify_work"]
 MAX_CERTIFY_WORK = 600_000
 
 _MAX_PRECISION = 512
+
+
+def _allowance(layer: Any, h: int) -> float:
+    """The allowance of head ``h``'s split, the same one :func:`attn_expressivity.verify` uses."""
+    if layer.allowances is not None:
+        return float(layer.allowances[h])
+    dh = layer.mhsa.d_head
+    mat = kernel_slices(layer.kernel, layer.config.groups)[int(layer.kernel_indices[h])]
+    return factorisation_allowance(mat, layer.mhsa.w_val[h], layer.mhsa.w_out[h * dh:(h + 1) * dh],
+                                   layer.rank_tol)
 
 
 def _layer_geometry(layer: Any, x: np.ndarray) -> dict[str, Any]:
@@ -109,39 +122,46 @@ def certify_work(layer: Any, x: np.ndarray) -> int:
     return _layer_geometry(layer, x)["work"]
 
 
-def _head_forms(layer: Any) -> tuple[list[Fraction | None], list[list[Fraction]], list[dict[str, Any]]]:
-    """Exact score coefficients of every head and the heads that are not quadratic bumps.
+def _head_forms(layer: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    """The heads' scores exactly as stored, and the heads that are not Lemma 2's.
 
     The score of offset ``δ`` is ``c_0 ‖δ‖² + Σ_i c_i δ_i`` with ``c = β Ŵ_key v``
-    (content terms are zero). It equals ``−α_h ‖δ − Δ_h‖² + α_h‖Δ_h‖²`` exactly
-    iff ``c_0 = −α_h <= 0`` and ``c_i = 2 α_h Δ_{h,i}``.
+    read exactly from the stored floats (:func:`attn_expressivity.theorem.heads.stored_heads`):
+    ``−α_h ‖δ − μ_h‖² + const``. Storing ``v = −α(1, −2Δ)`` in floating point
+    rounds ``2αΔ``, so ``μ_h`` differs from ``Δ_h`` by that rounding; the leak
+    bound is taken for the stored ``α_h`` and ``μ_h`` (:func:`_leak_of`). A head
+    whose centre is further from ``Δ_h`` than the storage can explain is not
+    Lemma 2's (:func:`attn_expressivity.theorem.heads.head_issues`).
     """
-    mhsa = layer.mhsa
-    finite = math.isfinite(mhsa.beta)
-    beta = Fraction(mhsa.beta) if finite else Fraction(1)
-    alphas: list[Fraction | None] = []
-    coefs: list[list[Fraction]] = []
-    issues = []
-    for h in range(mhsa.n_heads):
-        w_hat = [[Fraction(float(a)) for a in row] for row in mhsa.w_key_hat[h]]     # (d_p, d_k)
-        v = [Fraction(float(a)) for a in mhsa.v[h]]                                  # (d_k,)
-        c = [beta * sum((w * vk for w, vk in zip(row, v)), Fraction(0)) for row in w_hat]
-        coefs.append(c)
-        alpha_h = -c[0]
-        shift = [int(s) for s in layer.shifts[h]]
-        ok = alpha_h >= 0 and all(ci == 2 * alpha_h * s for ci, s in zip(c[1:], shift))
-        if not finite and alpha_h == 0:
-            ok = False
-        if not ok:
-            alphas.append(None)
-            issues.append({"head": h, "reason": (
-                f"scores are not -alpha*|delta - {tuple(shift)}|^2 + const with alpha >= 0 "
-                f"(coefficients of (|delta|^2, delta) are {[float(ci) for ci in c]}); "
-                f"the leak bound does not apply")})
-        else:
-            alphas.append(alpha_h if finite else None)
-    return alphas, coefs, issues
+    heads = stored_heads(layer)
+    issues = [dict(e, reason=f"{e['reason']}; the leak bound does not apply") for e in head_issues(layer)]
+    return heads, issues
 
+
+def _leak_of(be: Balls, alpha: Fraction, offset: tuple[Fraction, ...], ndim: int, prec: int) -> Any:
+    """A ball above the off-target mass of a head ``−α ‖δ − Δ − ε‖²`` (``ε`` the stored offset).
+
+    An off-target key ``z ≠ 0`` (relative to the target) weighs
+    ``e^{−α‖z‖² + 2α z·ε} <= e^{−α(1 − τ)‖z‖²} e^{α‖ε‖²/τ}`` times the target's, for
+    any ``τ ∈ (0, 1)``; with ``τ = ‖ε‖`` the mass off the target is at most
+    ``e^{α‖ε‖} L(α (1 − ‖ε‖), D)`` (``x / (1 + x)`` increases, and ``c x/(1 + c x) <=
+    c x / (1 + x)`` for ``c >= 1``); ``L(α, D)`` when ``ε = 0``, 1 when ``α <= 0``.
+    """
+    if alpha <= 0:
+        return be.num(1)
+    norm2 = sum((e * e for e in offset), Fraction(0))
+    if norm2 == 0:
+        a = float(alpha)
+        if Fraction(a) > alpha:                           # L decreases in α: round α down
+            a = math.nextafter(a, 0.0)
+        return leak_ball(be, a, ndim, prec)
+    eps = math.nextafter(math.sqrt(float(norm2)), math.inf)    # >= ‖ε‖
+    if eps >= 1:
+        return be.num(1)
+    a_low = math.nextafter(float(alpha * (1 - Fraction(eps))), 0.0)
+    grow = be.exp(be.num(float(alpha)) * be.num(eps) * be.num(1 + 2.0**-50))
+    ball = grow * leak_ball(be, a_low, ndim, prec)
+    return ball if be.upper(ball) < 1 else be.num(1)
 
 
 def certify_layer(layer: Any, x: np.ndarray, *, backend: str | None = None,
@@ -157,7 +177,9 @@ def certify_layer(layer: Any, x: np.ndarray, *, backend: str | None = None,
     → bias) are both evaluated in ball arithmetic from the exact float weights
     and input; ``ε`` is the a-priori bound of the module docstring. When the
     enclosures at ``prec`` bits cannot decide an element, the precision is
-    doubled (up to 512 bits).
+    doubled (up to 512 bits). ``holds`` needs every element certified, every
+    head Lemma 2's up to the rounding of its stored vector and every residual
+    within its allowance.
 
     What is proved is a statement about exact real arithmetic with the given
     float weights; the floating-point evaluation of the same layer is covered
@@ -172,8 +194,10 @@ def certify_layer(layer: Any, x: np.ndarray, *, backend: str | None = None,
     backend : {"flint", "mpmath"} or None, optional
         None: flint when installed, else mpmath.
     factorisation_tol : float, optional
-        ``τ_h`` for every head; default ``4 · max(d_in, d_out) · eps · ‖W_Δh‖_F``
-        with ``eps`` the machine epsilon of the weights' dtype.
+        ``τ_h`` for every head; default the allowance of the head's split
+        (:attr:`~attn_expressivity.ConvAttention.allowances`, or
+        :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`
+        for blocks built elsewhere).
     prec : int, optional
         Initial working precision in bits (``>= 53``).
 
@@ -243,16 +267,12 @@ def certify_layer(layer: Any, x: np.ndarray, *, backend: str | None = None,
             f"{mhsa.n_heads} heads, {geo['n_q']} queries, {geo['n_k']} keys, d_head {mhsa.d_head}); "
             f"certify a crop of the image or a smaller kernel"
         )
-    alphas, coefs, issues = _head_forms(layer)
+    heads, issues = _head_forms(layer)
     y_float = layer(x)
     mats = kernel_slices(layer.kernel, cfg.groups)                         # (H, d_in, d_out)
-    if factorisation_tol is None:
-        eps = float(np.finfo(np.result_type(mhsa.w_val, mhsa.w_out)).eps)
-        rho = 4 * max(cfg.d_in, cfg.d_out) * eps
     while True:
         with be.precision(prec):
-            result = _certify_pass(be, layer, geo, alphas, coefs, issues, mats, y_float,
-                                   rho if factorisation_tol is None else None,
+            result = _certify_pass(be, layer, geo, heads, issues, mats, y_float,
                                    factorisation_tol, prec)
         if result["undecided"] == 0 or prec >= _MAX_PRECISION:
             break
@@ -319,42 +339,50 @@ def _index_maps(layer: ConvAttention, geo: dict[str, Any]) -> _Maps:
     return _Maps(offsets, off_index, q_flat, tap)
 
 
-def _head_weights(be: Balls, layer: ConvAttention, alphas: list[Fraction | None],
-                  coefs: list[list[Fraction]], offsets: np.ndarray,
-                  prec: int) -> tuple[list[Any], list[Any]]:
-    """Per head, ``exp(score(δ) − score(Δ_h))`` for every offset, and the leak ball (or None)."""
+def _head_weights(be: Balls, layer: ConvAttention, heads: list[Any], issues: list[dict[str, Any]],
+                  offsets: np.ndarray, prec: int) -> tuple[list[Any], list[Any]]:
+    """Per head, ``exp(score(δ) − score(Δ_h))`` for every offset, and the leak ball.
+
+    The scores are the stored ones, exactly; ``Δ_h`` is the shift of the kernel
+    slice the head carries. A head that is not Lemma 2's is allowed only the
+    leak of a Lemma 2 head with its ``α`` (its own centre plays no part), so its
+    deviation shows in the elements.
+    """
     num, zero, nd = be.num, be.num(0), layer.config.ndim
+    shifts = intended_shifts(layer)
+    named = {e["head"] for e in issues}
+    hard = not math.isfinite(layer.mhsa.beta)
     exp_cache: dict[Fraction, Any] = {}
     weights: list[Any] = []                                                  # (H, n_off) balls
     leaks: list[Any] = []
-    for h, c in enumerate(coefs):
-        shift = [int(s) for s in layer.shifts[h]]
-        if alphas[h] is None and not math.isfinite(layer.mhsa.beta):
-            # hard attention (β = ∞) on a quadratic head: one-hot on the target exactly
-            weights.append([num(1) if list(map(int, d)) == shift else zero for d in offsets])
+    for h, head in enumerate(heads):
+        c = head.coefficients
+        shift = [int(v) for v in shifts[h]]
+        scores = [c[0] * sum(di * di for di in d) + sum(ci * di for ci, di in zip(c[1:], d))
+                  for d in offsets.tolist()]
+        if hard:
+            # β = ∞: uniform on the argmax set of the exact scores (one-hot on Δ_h for Lemma 2's heads)
+            top = max(scores)
+            hits = [sc == top for sc in scores]
+            share = num(1) / num(sum(hits))
+            weights.append([share if hit else zero for hit in hits])
             leaks.append(zero)
             continue
-        if alphas[h] is None:
-            weights.append(None)
-            leaks.append(None)
-            continue
-        top = c[0] * sum(s * s for s in shift) + sum(ci * s for ci, s in zip(c[1:], shift))
+        target = c[0] * sum(v * v for v in shift) + sum(ci * v for ci, v in zip(c[1:], shift))
         row = []
-        for d in offsets.tolist():
-            s = c[0] * sum(di * di for di in d) + sum(ci * di for ci, di in zip(c[1:], d)) - top
-            if s not in exp_cache:
-                exp_cache[s] = num(1) if s == 0 else be.exp(num(s))
-            row.append(exp_cache[s])
+        for sc in scores:
+            d = sc - target
+            if d not in exp_cache:
+                exp_cache[d] = num(1) if d == 0 else be.exp(num(d))
+            row.append(exp_cache[d])
         weights.append(row)
-        a = float(alphas[h])
-        if Fraction(a) > alphas[h]:                       # L decreases in α: round α down
-            a = math.nextafter(a, 0.0)
-        leaks.append(num(1) if a == 0.0 else leak_ball(be, a, nd, prec))
+        offset = tuple(Fraction(0) for _ in shift) if h in named or None in named else head.offset
+        leaks.append(_leak_of(be, head.alpha, offset, nd, prec))
     return weights, leaks
 
 
 def _epsilon(be: Balls, layer: ConvAttention, exact: _Exact, leaks: list[Any],
-             rho: float | None, tau_fixed: float | None) -> dict[str, Any]:
+             tau_fixed: float | None) -> dict[str, Any]:
     """Per head ``ε_h = 2 L_h S_h + F_h`` (None where the leak bound does not apply)."""
     mhsa, cfg = layer.mhsa, layer.config
     num, zero = be.num, be.num(0)
@@ -369,52 +397,42 @@ def _epsilon(be: Balls, layer: ConvAttention, exact: _Exact, leaks: list[Any],
         resid = max(be.upper(abs(m_h[i][c] - w_conv[i][c]))
                     for i in range(d_in) for c in range(d_out))
         residuals.append(resid)
-        if tau_fixed is not None:
-            tau = num(tau_fixed)
-        else:
-            frob = be.sqrt(sum((w * w for row in w_conv for w in row), zero))
-            tau = num(be.upper(frob * num(rho)))
-        if resid > be.upper(tau):
+        tau = num(tau_fixed if tau_fixed is not None else _allowance(layer, h))
+        lower = max(be.lower(abs(m_h[i][c] - w_conv[i][c])) for i in range(d_in) for c in range(d_out))
+        if lower > be.upper(tau):                     # certainly above the split's allowance
             issues.append({"head": h, "reason": (
-                f"factorisation residual max|W_val W_out - W_delta| <= {resid:.3e} exceeds the "
+                f"factorisation residual max|W_val W_out - W_delta| >= {lower:.3e} exceeds the "
                 f"allowance tau = {be.upper(tau):.3e}")})
         s_h = max(be.upper(abs(sum((tok[i] * m_h[i][c] for i in range(d_in)), zero)))
                   for xb in exact.xs for tok in xb for c in range(d_out))
         scale_total += s_h
         fact = num(x_l1) * tau
         fact_total += be.upper(fact)
-        if leaks[h] is None:
-            head_eps.append(None)
-            continue
         leak_max = max(leak_max, be.upper(leaks[h]))
         head_eps.append(2 * leaks[h] * num(s_h) + fact)
     return {"head_eps": head_eps, "residuals": residuals, "issues": issues,
             "scale": scale_total, "factorisation_allowance": fact_total, "leak": leak_max}
 
 
-def _certify_pass(be: Balls, layer: ConvAttention, geo: dict[str, Any],
-                  alphas: list[Fraction | None], coefs: list[list[Fraction]],
+def _certify_pass(be: Balls, layer: ConvAttention, geo: dict[str, Any], heads: list[Any],
                   form_issues: list[dict[str, Any]], mats: np.ndarray, y_float: np.ndarray,
-                  rho: float | None, tau_fixed: float | None, prec: int) -> dict[str, Any]:
+                  tau_fixed: float | None, prec: int) -> dict[str, Any]:
     """One evaluation at the current precision (see :func:`certify_layer`)."""
     exact = _exact_inputs(be, layer, geo, mats)
     maps = _index_maps(layer, geo)
-    weights, leaks = _head_weights(be, layer, alphas, coefs, maps.offsets, prec)
-    eps = _epsilon(be, layer, exact, leaks, rho, tau_fixed)
+    weights, leaks = _head_weights(be, layer, heads, form_issues, maps.offsets, prec)
+    eps = _epsilon(be, layer, exact, leaks, tau_fixed)
     n_elem = len(exact.xs) * len(maps.q_flat) * layer.config.d_out
+    issues = list(form_issues) + eps["issues"]
     result = {"leak": eps["leak"], "scale": eps["scale"],
               "factorisation_allowance": eps["factorisation_allowance"],
-              "head_issues": list(form_issues) + eps["issues"], "residuals": eps["residuals"],
-              "n_elements": n_elem}
-    if any(e is None for e in eps["head_eps"]):
-        return dict(result, holds=False, epsilon=math.nan, max_abs_difference=math.nan,
-                    float_deviation=math.nan, n_elements=int(y_float.size), n_certified=0,
-                    failures=[], undecided=0)
+              "head_issues": issues, "residuals": eps["residuals"], "n_elements": n_elem}
     epsilon = be.upper(sum(eps["head_eps"], be.num(0)))
     checked = _check_elements(be, layer, geo, exact, maps, weights,
                               [be.num(be.upper(e)) for e in eps["head_eps"]], epsilon, y_float)
+    # every element certified and every head Lemma 2's with blocks that express its slice
     return dict(result, **checked, epsilon=epsilon,
-                holds=checked["n_certified"] == n_elem and not form_issues)
+                holds=checked["n_certified"] == n_elem and not issues)
 
 
 def _check_elements(be: Balls, layer: ConvAttention, geo: dict[str, Any], exact: _Exact,

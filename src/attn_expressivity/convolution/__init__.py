@@ -4,6 +4,8 @@
   (:func:`~attn_expressivity.convolution.config.make_config`);
 * :mod:`~attn_expressivity.convolution.shifts`: the head offsets ``Δ_h`` of each kernel index;
 * :mod:`~attn_expressivity.convolution.slices`: the kernel slice ``W_Δ`` of each kernel index;
+* :mod:`~attn_expressivity.convolution.accurate`: the same definition summed with
+  error-free transformations, as accurate as twice the working precision;
 * :mod:`~attn_expressivity.convolution.reference`: the reference convolution, written
   from the definition; it imports neither the shift sets nor anything of the
   attention side, so it stays an independent oracle;

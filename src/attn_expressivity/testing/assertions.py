@@ -1,4 +1,4 @@
-"""``assert_reproduces_conv``: a layer against its convolution and the a-priori bound, as an assertion."""
+"""``assert_reproduces_conv``: a layer against its convolution and verify's bound, as an assertion."""
 
 from __future__ import annotations
 
@@ -66,20 +66,20 @@ def assert_reproduces_conv(layer_or_weight: ConvAttention | np.ndarray, x: np.nd
                            bias: np.ndarray | None = None, *, alpha: float | None = None,
                            d_head: int | str | None = None, path: str = "auto",
                            **conv_options_: Any) -> ReproductionReport:
-    """Assert that an attention layer reproduces its convolution within the a-priori bound.
+    """Assert that an attention layer reproduces its convolution within verify's bound.
 
     With a :class:`~attn_expressivity.ConvAttention` (built by
     :func:`~attn_expressivity.conv_to_mhsa`, possibly modified by you), runs it
     and the reference :func:`~attn_expressivity.conv` with the layer's kernel,
     bias and hyper-parameters. With a weight array, first builds the layer with
     ``conv_to_mhsa(weight, bias, alpha=alpha, d_head=d_head, **conv_options)``.
-    The comparison is :func:`attn_expressivity.verify.check_layer`'s and the bound
-    :func:`attn_expressivity.bounds.error.error_bound`'s (leak, rounding in
-    the computation's dtype, factorisation residual). Value and output blocks
-    must also multiply to the kernel slices within
-    :func:`attn_expressivity.theorem.factorisation.factorisation_allowance`: a head whose
-    blocks do not fails the assertion (its residual is not allowed to widen the
-    bound).
+    The comparison is :func:`attn_expressivity.verify.check_layer`'s: element by
+    element against the rigorous bound of ``docs/bounds.md`` (rounding of the
+    arithmetic that ran, the leak of the heads' computed weights, the
+    factorisation residual). Heads must be Lemma 2's up to the rounding of
+    their stored vectors, their weights may leak no more than the theory allows,
+    and value and output blocks must multiply to the kernel slices within the
+    allowance of their split: a head that does not fails the assertion, named.
 
     Parameters
     ----------

@@ -5,6 +5,8 @@
 * :mod:`~attn_expressivity.theorem.construction`: :func:`conv_to_mhsa`, the
   layer of Theorem 1 for any convolution, and :class:`ConvAttention`, that
   layer with the convolution's padding, cropping and stride;
+* :mod:`~attn_expressivity.theorem.heads`: Lemma 2's head vectors as stored, ``α`` and
+  the centre read back exactly, and the heads that are not Lemma 2's;
 * :mod:`~attn_expressivity.theorem.border`: the paper's padding remark, measured;
 * :mod:`~attn_expressivity.theorem.lower_bound`: Theorem 1 is tight: fewer heads
   than the rank of the kernel's unfolding cannot express the convolution

@@ -20,7 +20,7 @@ from ..convolution.config import NUMPY_PAD_MODE, ConvConfig, check_image, make_c
 from ..convolution.shifts import left_offsets, shift_set
 from ..convolution.slices import kernel_slices
 from ..errors import ParameterTypeError, ParameterValueError, ShapeError
-from .factorisation import check_rank_tol, split_slices
+from .factorisation import check_rank_tol, slice_ranks, split_slices
 
 __all__ = ["ConvAttention", "centres_to_mhsa", "conv_to_mhsa"]
 
@@ -44,7 +44,8 @@ class ConvAttention:
     shifts : ndarray of int, shape ``(n_heads, ndim)``
         ``Δ_h`` of each head (``k − q``).
     ranks : ndarray of int, shape ``(n_heads,)``
-        Rank of each kernel slice ``W_Δ`` at the rank tolerance used.
+        Rank of each kernel slice ``W_Δ`` at the rank tolerance used (computed
+        on first access when the construction did not need it).
     kernel : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
         The convolution's weight (kept to account for the factorisation residual).
     bias : ndarray or None, shape ``(d_out,)``
@@ -53,24 +54,42 @@ class ConvAttention:
         ``arange(n_heads)`` when every kernel index has its head, the indices of
         the non-zero slices with ``conv_to_mhsa(..., drop_zero_heads=True)``.
     rank_tol : float or None
-        The rank tolerance of the split (None: numpy's rule); see
+        The rank tolerance of the split (None: the rounding level); see
+        :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
+    allowances : ndarray, shape ``(n_heads,)``, or None
+        The largest entry of ``|W_Δh − W_val^(h) W_out^(h)|`` the split may
+        leave: 0 for the exact identity splits, the rounding level of the
+        decomposition for an SVD split. None: computed from the blocks by
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
     """
 
     def __init__(self, mhsa: MultiHeadSelfAttention, config: ConvConfig, alpha: float,
-                 shifts: np.ndarray, ranks: np.ndarray, kernel: np.ndarray,
+                 shifts: np.ndarray, ranks: np.ndarray | None, kernel: np.ndarray,
                  bias: np.ndarray | None, rank_tol: float | None = None,
-                 kernel_indices: np.ndarray | None = None) -> None:
+                 kernel_indices: np.ndarray | None = None,
+                 allowances: np.ndarray | None = None) -> None:
         self.mhsa = mhsa
         self.config = config
         self.alpha = alpha
         self.shifts = shifts
-        self.ranks = ranks
+        self._ranks = ranks
         self.kernel = kernel
         self.bias = bias
         self.rank_tol = rank_tol
         self.kernel_indices = (np.arange(mhsa.n_heads) if kernel_indices is None
                                else np.asarray(kernel_indices, dtype=np.int64))
+        self.allowances = None if allowances is None else np.asarray(allowances, dtype=np.float64)
+
+    @property
+    def ranks(self) -> np.ndarray:
+        if self._ranks is None:
+            mats = kernel_slices(self.kernel, self.config.groups)[self.kernel_indices]
+            self._ranks = slice_ranks(mats, self.rank_tol)
+        return self._ranks
+
+    @ranks.setter
+    def ranks(self, value: np.ndarray | None) -> None:
+        self._ranks = value
 
     @property
     def n_heads(self) -> int:
@@ -119,9 +138,9 @@ class ConvAttention:
         check_image(x, self.config)
         xp = self.pad(x)
         nd = self.config.ndim
-        y = self.mhsa(xp, **kwargs)
         window = self.crop(xp.shape[xp.ndim - nd - 1:-1])
-        return y[(Ellipsis,) + window + (slice(None),)]
+        # only the kept (cropped, strided) queries are computed; every padded pixel is a key
+        return self.mhsa(xp, queries=window, **kwargs)
 
     def __repr__(self) -> str:
         cfg = self.config
@@ -162,10 +181,13 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         ``None`` (default): the smallest head dimension that works, the largest
         rank of a kernel slice ``W_Δ`` (at ``rank_tol``). An int: that dimension
         (at least that rank). ``"paper"``: the paper's ``d_head = d_out`` with
-        ``W_out^(h) = I``.
+        ``W_out^(h) = I``. Whenever ``d_head >= min(d_in, d_out)`` the blocks are
+        an identity block and the slice, exact and without a decomposition
+        (:mod:`~attn_expressivity.theorem.factorisation`).
     rank_tol : float, optional
         Singular values at or below this count as zero (default: numpy's
-        ``matrix_rank`` rule ``σ_max · max(d_in, d_out) · eps``).
+        ``matrix_rank`` rule ``σ_max · max(d_in, d_out) · eps``, with ``eps`` of
+        the type the decomposition runs in: float32 for float16 kernels).
     memory_budget : int, optional
         Passed to :class:`MultiHeadSelfAttention`.
     drop_zero_heads : bool, optional
@@ -230,10 +252,27 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
     if drop_zero_heads:
         kernel_indices = _nonzero_slices(mats, shifts)
         shifts, mats = shifts[kernel_indices], mats[kernel_indices]
-    w_val, w_out, ranks = split_slices(mats, d_head, rank_tol, shifts)
+    w_val, w_out, ranks, allowances = split_slices(mats, d_head, rank_tol, shifts)
+    _check_alpha_fits(shifts, alpha, weight.dtype)
     b_out = np.zeros(cfg.d_out, dtype=weight.dtype) if bias is None else bias.copy()
     mhsa = _quadratic_layer(shifts, alpha, w_val, w_out, b_out, memory_budget)
-    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias, rank_tol, kernel_indices)
+    return ConvAttention(mhsa, cfg, alpha, shifts, ranks, weight, bias, rank_tol, kernel_indices,
+                         allowances=allowances)
+
+
+def _check_alpha_fits(shifts: np.ndarray, alpha: float, dtype: np.dtype) -> None:
+    """Refuse an ``α`` whose head vectors ``−α(1, −2Δ)`` the weights' type cannot hold."""
+    if not math.isfinite(alpha):
+        return
+    v64 = quadratic_head_vectors(shifts, alpha)                               # Lemma 2
+    top = float(np.finfo(dtype).max)
+    if not float(np.abs(v64).max()) <= top:
+        reach = max(1, 2 * int(np.abs(shifts).max()))
+        raise ParameterValueError(
+            f"`alpha` = {alpha!r} is too large for {np.dtype(dtype).name} weights: the head vectors "
+            f"-alpha (1, -2 shift) reach {float(np.abs(v64).max()):.4g}, above {np.dtype(dtype).name}'s "
+            f"largest number {top:.6g}; the largest alpha {np.dtype(dtype).name} can hold for these "
+            f"shifts is {math.floor(top / reach):.6g} (or use alpha=inf for hard attention)")
 
 
 def _quadratic_layer(centres: np.ndarray, alpha: float | np.ndarray, w_val: np.ndarray,

@@ -1,0 +1,266 @@
+"""The per-axis weights a path computed, against the convolution's one-hot rows and the theory.
+
+A Theorem 1 layer attends, for head ``h`` and query ``q``, to the target key
+``t = q + Δ_h``; on the separable path the weights are ``⊗_i P̂_i`` (computed
+one-dimensional softmax tables), on the dense path ``ŝ / Σ ŝ`` with
+``ŝ = fl(Π_i E_i)`` (computed ``exp`` tables ``E_i``, each row's largest entry 1).
+:func:`head_axes` rebuilds those tables (the same function, the same floats)
+and gives, per axis, upper bounds in float64 on
+
+* ``P_i``: the one-dimensional weights (``P̂_i``; ``E_i / z_i`` with ``z_i`` the
+  row sum on the dense path, which is exactly how ``ŝ / Σ ŝ`` factorises up to
+  the rounding of the products, ``ρ`` below);
+* ``|P_i − T_i|``: the distance from the one-hot row ``T_i`` of the target, the
+  off-target weights and ``|1 − P_i[t]|``, as a banded table and as row sums.
+
+Because ``⊗P − ⊗T = Σ_i (⊗_{j<i} T_j) ⊗ (P_i − T_i) ⊗ (⊗_{j>i} P_j)`` (telescoping)
+and all factors are non-negative,
+``|⊗P − ⊗T| <= Σ_i (⊗_{j<i} T_j) ⊗ |P_i − T_i| ⊗ (⊗_{j>i} P_j)`` entry by entry:
+the leak of a head is a sum of ``D`` separable contractions. On the dense path
+``ŝ_k <= (1 + u)^{D−1} Π_i E_i(k) + (D − 1) η`` and
+``Σ ŝ >= (1 − u)^{D−1} Π_i z_i − n (D − 1) η``, so its weights are within
+``ρ = (1 + u)^{D−1} / ((1 − u)^{D−1} − n (D − 1) η)`` of ``⊗P`` plus
+``n (D − 1) η`` per row (``Π z_i >= 1``).
+
+:func:`table_issues` compares each computed table with the theory: the
+off-target mass of a row may not exceed the one-dimensional leak of the head
+as stored (:mod:`attn_expressivity.theorem.heads`), with the scores computed
+in the layer's type (module docstring of :func:`axis_leak_bound`). A head whose
+tables leak more than that does not attend as Lemma 2 says, so its leak cannot
+be charged to the bound; the check names it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..attention.axes import AxisTable, axis_table
+from ..errors import UnsupportedConfigurationError
+from ..theorem.heads import head_issues, intended_shifts, stored_heads
+from .leak import leak_bound
+from .rounding import EXP_ULPS, gamma, underflow_unit, unit_roundoff
+
+__all__ = ["HeadAxes", "axis_leak_bound", "head_axes", "structural_issues", "table_issues",
+           "theory_budgets"]
+
+_U64 = 2.0**-53
+
+
+class HeadAxes(NamedTuple):
+    """One head's per-axis tables and their distance from the one-hot rows (float64 upper bounds)."""
+
+    tables: list[AxisTable]        # the path's computed tables (P̂ or E), in the layer's type
+    targets: list[np.ndarray]      # per axis, the target key of each query
+    prob: list[AxisTable]          # per axis, upper bounds of P_i
+    dev: list[AxisTable]           # per axis, upper bounds of |P_i − T_i|
+    dev_mass: list[np.ndarray]     # per axis, row sums of dev
+    rowsum: list[np.ndarray]       # per axis, row sums of prob
+    off: list[np.ndarray]          # per axis, Σ_{k≠t} of the computed table, per row (upper)
+    rho: float                     # dense path: the products' factor ρ (1 on the separable path)
+    floor: float                   # dense path: n (D − 1) η per row (0 on the separable path)
+    near: list[AxisTable]          # per axis, P_i to within a relative u (P̂ itself when separable)
+    signed: list[AxisTable]        # per axis, P_i − T_i to within a relative u (signed)
+
+
+def _dev_table(prob: np.ndarray, start: np.ndarray, targets: np.ndarray, size: int,
+               target_dev: np.ndarray) -> tuple[AxisTable, np.ndarray]:
+    """``|P − T|`` as a band wide enough for the target; ``target_dev`` is ``|1 − P[t]|`` per row."""
+    m, w = prob.shape
+    lo = np.minimum(start, targets)
+    hi = np.maximum(start + w, targets + 1)
+    width = int((hi - lo).max())
+    lo = np.minimum(lo, size - width)
+    vals = np.zeros((m, width))
+    rows = np.arange(m)[:, None]
+    vals[rows, (start - lo)[:, None] + np.arange(w)[None, :]] = prob
+    vals[np.arange(m), targets - lo] = target_dev
+    return AxisTable(lo.astype(np.int64), vals, size, False, m), vals.sum(axis=1) * (1 + 2 * width * _U64)
+
+
+def _axis(table: AxisTable, targets: np.ndarray, normalised: bool) -> tuple:
+    """``(prob, dev, dev_mass, rowsum, off, near, signed)`` of one computed table (float64).
+
+    ``prob``, ``dev`` and their sums are rounded up; ``near`` and ``signed`` are
+    within a relative ``u`` of ``P_i`` and ``P_i − T_i`` entry by entry.
+    """
+    m = table.rows
+    vals = table.values.astype(np.float64)
+    start = table.start
+    if table.shared:
+        vals = np.broadcast_to(vals, (m, vals.shape[1]))
+        start = np.broadcast_to(start, (m,))
+    w = vals.shape[1]
+    inside = (targets >= start) & (targets < start + w)
+    col = np.clip(targets - start, 0, w - 1)
+    at_t = np.where(inside, vals[np.arange(m), col], 0.0)
+    is_t = (np.arange(w)[None, :] == col[:, None]) & inside[:, None]
+    # Σ_{k≠t} summed directly (never as a difference with the target's weight), rounded up
+    off = np.where(is_t, 0.0, vals).sum(axis=1) * (1 + 2 * w * _U64)
+    total = vals.sum(axis=1)
+    if normalised:                                                    # P̂ is the weight itself
+        prob = vals
+        target_dev = np.abs(1.0 - at_t) * (1 + _U64)
+    else:                                                             # E / z, z = Σ_k E
+        z_low = total * (1 - 2 * w * _U64)
+        prob = vals / z_low[:, None] * (1 + _U64)
+        target_dev = off / z_low * (1 + _U64)
+    dev, dev_mass = _dev_table(np.where(is_t, 0.0, prob), start, targets, table.size, target_dev)
+    rowsum = prob.sum(axis=1) * (1 + 2 * w * _U64)
+    prob_table = AxisTable(np.ascontiguousarray(start), np.ascontiguousarray(prob), table.size, False, m)
+    near = vals if normalised else vals / total[:, None]
+    near_table = AxisTable(np.ascontiguousarray(start), np.ascontiguousarray(near), table.size, False, m)
+    target_signed = (at_t - 1.0) if normalised else -(np.where(is_t, 0.0, vals).sum(axis=1) / total)
+    signed, _ = _dev_table(np.where(is_t, 0.0, near), start, targets, table.size, target_signed)
+    return prob_table, dev, dev_mass, rowsum, off, near_table, signed
+
+
+def head_axes(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, ...], dtype: np.dtype,
+              path: str) -> list[HeadAxes]:
+    """Per head of a :class:`~attn_expressivity.ConvAttention`, its tables and their distance from one-hot.
+
+    ``spatial`` is the padded image's shape and ``queries`` the kept query
+    positions per axis; ``path`` is ``"separable"`` (normalised tables) or
+    ``"dense"`` (``exp`` tables). Raises UnsupportedConfigurationError for a
+    layer whose scores do not split over the axes.
+    """
+    mhsa = layer.mhsa
+    coef = None if mhsa.has_content_terms else mhsa.axis_coefficients()
+    if coef is None:
+        raise UnsupportedConfigurationError(
+            "the bound needs scores that are sums of per-axis functions of the offset and no "
+            "content terms, as conv_to_mhsa builds; this layer has neither")
+    a, b = coef
+    normalised = path == "separable"
+    D = len(spatial)
+    n = math.prod(spatial)
+    u, eta = unit_roundoff(dtype), underflow_unit(dtype)
+    rho = 1.0 if normalised else (1 + u) ** (D - 1) / ((1 - u) ** (D - 1) - n * (D - 1) * eta)
+    shifts = intended_shifts(layer)
+    cache: dict[tuple, tuple] = {}
+    out = []
+    for h in range(mhsa.n_heads):
+        parts = []
+        targets = []
+        for i in range(D):
+            # the convolution's tap for this head: from the configuration, not layer.shifts
+            t = queries[i] + int(shifts[h, i])
+            if t.size and (t.min() < 0 or t.max() >= spatial[i]):  # pragma: no cover - crop keeps them in
+                raise UnsupportedConfigurationError(
+                    f"head {h}'s kernel tap lies outside the padded image on axis {i}")
+            key = (i, float(a[h, i]), float(b[h, i]), int(shifts[h, i]))
+            if key not in cache:
+                table = axis_table(key[1], key[2], spatial[i], queries[i], dtype, mhsa.beta,
+                                   normalise=normalised)
+                cache[key] = (table,) + _axis(table, t, normalised)
+            parts.append(cache[key])
+            targets.append(t)
+        out.append(HeadAxes([p[0] for p in parts], targets, [p[1] for p in parts], [p[2] for p in parts],
+                            [p[3] for p in parts], [p[4] for p in parts], [p[5] for p in parts], rho,
+                            0.0 if normalised else n * (D - 1) * eta,
+                            [p[6] for p in parts], [p[7] for p in parts]))
+    return out
+
+
+def axis_leak_bound(alpha: float, offset: float, shift: float, dtype: np.dtype, normalised: bool,
+                    width: int) -> float:
+    """Upper bound on the off-target mass of one computed per-axis row of a Lemma 2 head.
+
+    The head as stored scores ``f(δ) = −α δ² + b δ`` along the axis with centre
+    ``μ = b / 2α = Δ + ε``; the path computes ``ĝ(δ) = fl(fl(a δ²) + fl(b δ))``,
+    ``|ĝ − f| <= γ_3 (α δ² + |b δ|) <= γ_3 α (3 z² + 5 M²)`` for ``δ = Δ + z`` and
+    ``M = max(|Δ|, |μ|)``, subtracts the row maximum ``m`` (one rounding), and
+    takes ``exp`` (relative error at most ``EXP_ULPS · u``, checked on this
+    platform by the test suite). With ``G = ĝ(Δ + z) − ĝ(Δ)`` and ``g_0 = m − ĝ(Δ) >= 0``
+    the computed exponent of key ``Δ + z`` exceeds the target's by at most
+    ``(1 − u) G + 2u g_0``, where ``G <= −α(1 − 3γ_3) z² + 2α|z||ε| + 8γ_3 α M²``
+    and ``g_0 <= α ε² / (1 − 3γ_3) + 8γ_3 α M²``. With ``2|z||ε| <= |ε| z² + |ε|``
+    that is ``−α(1 − τ) z² + α C``, ``τ = 3γ_3 + u + |ε|``,
+    ``C = |ε| + 8γ_3 M² (1 + u) + 2u ε² / (1 − 3γ_3)``, so each off-target entry of
+    an ``exp`` table is at most ``(1 + c u) e^{αC} e^{−α(1−τ) z²}`` and their sum at
+    most ``(1 + c u) e^{αC} (θ₃(e^{−α(1−τ)}) − 1)``. A normalised row divides by
+    a sum at least the target's entry, at least ``(1 − c u) (1 − γ_w)``, and
+    rounds once more. ``θ₃ − 1 = L / (1 − L)`` with ``L`` the certified
+    one-dimensional leak bound at ``α (1 − τ)``, rounded down.
+    """
+    if alpha <= 0:
+        return math.inf
+    u = unit_roundoff(dtype)
+    c = EXP_ULPS * u
+    g3 = gamma(3, u)
+    big = max(abs(shift), abs(shift + offset))
+    eps = abs(offset)
+    tau = 3 * g3 + u + eps
+    if tau >= 1:
+        return math.inf
+    big_c = eps + 8 * g3 * big * big * (1 + u) + 2 * u * eps * eps / (1 - 3 * g3)
+    a_eff = math.nextafter(alpha * (1 - tau), 0.0) * (1 - 2 * _U64)
+    growth = alpha * big_c * (1 + 4 * _U64)
+    if growth > 700:
+        return math.inf
+    lk = leak_bound(a_eff, 1)
+    if lk >= 1:
+        return math.inf
+    theta_minus_one = lk / (1 - lk) * (1 + 4 * _U64)
+    bound = (1 + c) * math.exp(growth) * (1 + 4 * _U64) * theta_minus_one
+    if normalised:
+        bound *= (1 + u) / ((1 - c) * (1 - gamma(max(width, 1), u)))
+    return bound * (1 + 8 * _U64)
+
+
+def theory_budgets(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtype,
+                   path: str) -> list[list[float]]:
+    """Per head and axis, :func:`axis_leak_bound` for the head as stored (0 for hard attention)."""
+    hard = not math.isfinite(layer.mhsa.beta)
+    shifts = intended_shifts(layer)
+    out = []
+    for h, (ha, head) in enumerate(zip(heads, stored)):
+        alpha = float(head.alpha)
+        if float(head.alpha) > head.alpha:
+            alpha = math.nextafter(alpha, 0.0)
+        row = []
+        for i, table in enumerate(ha.tables):
+            if hard:
+                row.append(0.0)
+                continue
+            e = float(abs(head.offset[i]))
+            row.append(axis_leak_bound(alpha, math.nextafter(e, math.inf) if e else 0.0,
+                                       float(shifts[h, i]), dtype, path == "separable", table.width))
+        out.append(row)
+    return out
+
+
+def table_issues(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtype,
+                 path: str) -> list[dict[str, Any]]:
+    """Heads whose computed tables leak more than :func:`axis_leak_bound` allows.
+
+    ``stored`` is :func:`attn_expressivity.theorem.heads.stored_heads`'s list;
+    hard attention (``β = ∞``) must put all of a row on the target. The
+    comparison is made with the computed off-target mass lowered by its own
+    rounding, so only a certain excess is reported.
+    """
+    issues = []
+    budgets = theory_budgets(layer, heads, stored, dtype, path)
+    shifts = intended_shifts(layer)
+    for h, (ha, head) in enumerate(zip(heads, stored)):
+        for i, (table, off) in enumerate(zip(ha.tables, ha.off)):
+            measured = float(off.max()) * (1 - 4 * table.width * _U64) if off.size else 0.0
+            allowed = budgets[h][i]
+            if measured > allowed:
+                issues.append({"head": h, "shift": [int(s) for s in shifts[h]], "axis": i,
+                               "reason": (f"its weights along axis {i} put {measured:.3e} off the target, "
+                                          f"more than the leak bound {allowed:.3e} of its stored alpha "
+                                          f"{float(head.alpha):.6g}")})
+                break
+    return issues
+
+
+def structural_issues(layer: Any, heads: list[HeadAxes], dtype: np.dtype,
+                      path: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(head_issues, table_issues)``: heads that are not Lemma 2's, tables that leak too much."""
+    issues = head_issues(layer)
+    stored = stored_heads(layer)
+    leaks = [] if issues or stored is None else table_issues(layer, heads, stored, dtype, path)
+    return issues, leaks
