@@ -450,3 +450,33 @@ def test_cli_identity_is_not_a_pass(capsys):
     assert cli.main(["verify-model", "torch.nn:Identity", "--input-size", "3x3"]) == 1
     captured = capsys.readouterr()
     assert captured.out.rstrip().endswith("UNKNOWN") and captured.err == ""
+
+
+# ----------------------------------------------------------------- underflow
+
+
+def test_subnormal_values_are_bounded():
+    """float64 subnormal data through a bias-free convolution: the underflow terms are not zero."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv1d(2, 2, 1, bias=False)).double()
+    x = torch.randn(1, 2, 8, dtype=torch.float64) * 1e-310
+    report = verify_model(model, x, alpha=10.0, progress=False)
+    assert report.max_abs_error > 0 and report.violations == []
+    assert report.status == "PASS" and report.layers[0]["underflow"] > 0
+
+
+def test_a_convolutions_rounding_bound_counts_underflow():
+    """float32 subnormal data: the products underflow, an error no relative term bounds."""
+    from attn_expressivity.interop.layer_bounds import conv_rounding_bound
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+    x = torch.randn(2, 3, 6, 6) * 1e-40
+    with torch.no_grad():
+        got = conv(x).double()
+        # float32 products are exact in float64, and its sums' rounding is far below float32's η
+        exact = torch.nn.functional.conv2d(x.double(), conv.weight.double(), padding=1)
+    err = (got - exact).abs()
+    assert float(err.max()) > 0
+    assert bool((err <= conv_rounding_bound(conv, x)).all())
+

@@ -20,7 +20,7 @@ import torch
 import torch.fx
 
 from ..bounds.rounding import gamma
-from .layer_bounds import U64, raise_sum
+from .layer_bounds import SUBNORMAL64, U64, raise_sum
 from .network_rules import NodeRun, Unbounded, rule_for
 
 __all__ = ["ConvLeafTracer", "Pass", "Recorder", "coarse_pass", "fine_pass", "largest", "max_abs",
@@ -267,12 +267,17 @@ def _visit(state: Pass, node: Any, gm: Any, cgm: Any, vo: dict, vc: dict) -> Non
         step = rule_for(_node_run(node, ins, gm, cgm, vo, vc))
         e_in = [state.bound[m.name] for m in ins]
         spread = step.spread(e_in) if ins else 0.0
-        source = step.local if step.remainder is None else step.local + step.remainder(e_in)
+        # a remainder is a few float64 products, each of which may underflow by half of 2^-1074
+        source = step.local if step.remainder is None else \
+            step.local + step.remainder(e_in) + 4 * SUBNORMAL64
     except Unbounded as exc:
         _unknown(state, node, str(exc))
         return
     up = 1 + 64 * U64
-    e_out = torch.broadcast_to((spread + step.local) * up, a.shape).to(torch.float64).contiguous()
+    # the float64 underflow of computing the bound: half of 2^-1074 per operation, at most as many
+    # operations per element as the inputs have elements, and a few
+    slack = (sum(vo[m.name].numel() for m in ins) + 8) * SUBNORMAL64
+    e_out = torch.broadcast_to((spread + step.local) * up + slack, a.shape).to(torch.float64).contiguous()
     state.bound[node.name] = e_out
     combine = max if step.concat else sum
     f_in = [state.fine_scale[m.name] for m in ins]
@@ -305,7 +310,7 @@ def _layer_row(node: Any, step: Any, ins: list[Any], vo: dict, vc: dict, measure
             "kernel_size": t["kernel_size"], "stride": t["stride"], "radius": t["radius"],
             "input_max": [max_abs(vo[ins[0].name]), max_abs(vc[ins[0].name])],
             "output_max": [max_abs(vo[node.name]), max_abs(vc[node.name])],
-            "leak": t["leak"], "leak_term": float(t["leak_term"].max()),
+            "leak": t["leak"], "leak_term": float(t["leak_term"].max()), "underflow": t["underflow"],
             "rounding_term": float(t["rounding_term"].max()),
             "local_bound": largest(step.local), "coarse_bound": coarse, "measured": measured,
             "fine_share": None}
@@ -423,7 +428,9 @@ def fine_pass(gm: Any, vc: dict, state: Pass, outputs: list[str], max_outputs: i
             for name, g in zip(names, grads):
                 if g is not None:
                     s = state.sources[name]
-                    parts[name] = raise_sum(float((g.abs() * s).sum()), g.numel())
+                    # the products |g| s may underflow: half of 2^-1074 each
+                    parts[name] = raise_sum(float((g.abs() * s).sum()), g.numel()) \
+                        + (g.numel() + 2) * SUBNORMAL64
             total = raise_sum(math.fsum(parts.values()), len(parts))
             if total > best:
                 best, shares = total, parts
@@ -432,7 +439,7 @@ def fine_pass(gm: Any, vc: dict, state: Pass, outputs: list[str], max_outputs: i
     # the gradients' own rounding: within γ_K of the absolute chain, which E' bounds
     k = state.backward_terms + len(state.sources) + 2
     out_scale = max(state.fine_scale[name] for name in outputs)
-    return (best + gamma(k, U64) * out_scale) * (1 + 8 * U64), shares, None
+    return (best + gamma(k, U64) * out_scale + 8 * SUBNORMAL64) * (1 + 8 * U64), shares, None
 
 
 def output_nodes(gm: Any) -> list[Any]:

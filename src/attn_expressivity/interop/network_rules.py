@@ -37,7 +37,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..bounds.rounding import gamma
-from .layer_bounds import U64, conv_magnitude, conv_rounding_bound, raise_sum, separable_error_bound
+from .layer_bounds import (
+    U64,
+    conv_magnitude,
+    conv_rounding_bound,
+    raise_sum,
+    separable_error_bound,
+    underflow_unit_of,
+)
 from .torch import _conv_state, _customisation
 
 __all__ = ["ASSUMPTIONS", "GELU_LIP", "SECOND_DERIVATIVE", "SILU_LIP", "NodeRun", "Step",
@@ -93,6 +100,12 @@ class NodeRun:
     def u(self) -> float:
         return float(torch.finfo(self.out[0].dtype).eps) / 2.0
 
+    @property
+    def eta(self) -> float:
+        """The dtype's smallest subnormal: ``k`` operations that underflow add at most ``k η``
+        (:mod:`~attn_expressivity.interop.layer_bounds`)."""
+        return underflow_unit_of(self.out[0].dtype)
+
 
 @dataclass
 class Step:
@@ -138,9 +151,9 @@ def _abs64(t: Any) -> Any:
 
 
 def _out_rounding(run: NodeRun, ops: int = 1) -> Any:
-    """``ops`` roundings of each network's result: ``γ_ops (|out| + |out~|) / (1 − γ_ops)``."""
+    """``ops`` roundings of each network's result: ``γ_ops (|out| + |out~|) / (1 − γ_ops) + 2 ops η``."""
     g = gamma(ops, run.u)
-    return (_abs64(run.out[0]) + _abs64(run.out[1])) * (g / (1.0 - g)) * (1 + 4 * U64)
+    return (_abs64(run.out[0]) + _abs64(run.out[1])) * (g / (1.0 - g)) * (1 + 4 * U64) + 2 * ops * run.eta
 
 
 def _row_sum_max(w: Any, rows: int) -> float:
@@ -199,8 +212,8 @@ def linear_step(run: NodeRun) -> Step:
     bias = None if lin.bias is None else _abs64(lin.bias)
     local = sum(raise_sum(F.linear(_abs64(x), w, bias), n + 1) for x in run.inputs[0]) * g
     return Step([_row_sum_max(lin.weight, lin.out_features)],
-                lambda e: raise_sum(F.linear(e[0], w), n), local * (1 + 4 * U64), None,
-                lin.out_features + 2)
+                lambda e: raise_sum(F.linear(e[0], w), n),
+                local * (1 + 4 * U64) + 2 * (n + 1) * run.eta, None, lin.out_features + 2)
 
 
 def batchnorm_step(run: NodeRun) -> Step:
@@ -217,7 +230,8 @@ def batchnorm_step(run: NodeRun) -> Step:
     shift = bn.running_mean.detach().to(torch.float64).abs().reshape(shape) * scale \
         + bias.abs().reshape(shape)
     local = sum(_abs64(x) * scale + shift for x in run.inputs[0]) * gamma(8, run.u)
-    return Step([float(scale.max())], lambda e: e[0] * scale, local * (1 + 4 * U64), None, 6)
+    return Step([float(scale.max())], lambda e: e[0] * scale, local * (1 + 4 * U64) + 16 * run.eta,
+                None, 6)
 
 
 def averaging_step(run: NodeRun, window: int) -> Step:
@@ -229,7 +243,7 @@ def averaging_step(run: NodeRun, window: int) -> Step:
     with torch.no_grad():
         lip = float(run.call([torch.ones_like(run.inputs[0][0], dtype=torch.float64)]).max())
         mags = [raise_sum(run.call([_abs64(x)]), window) for x in run.inputs[0]]
-    local = (mags[0] + mags[1]) * gamma(window + 2, run.u) * (1 + 4 * U64)
+    local = (mags[0] + mags[1]) * gamma(window + 2, run.u) * (1 + 4 * U64) + 2 * (window + 2) * run.eta
     return Step([lip * (1 + 16 * U64)], lambda e: raise_sum(run.call([e[0]]), window), local,
                 None, window + 2)
 
@@ -267,7 +281,9 @@ class _Pointwise:
     ``x >= hi`` (``±inf`` for none), so two values there have equal images.
     ``kinks`` = ``((point, jump), ...)``: where the derivative jumps, and by how
     much at most (one-sided derivatives included). ``curvature``: ``sup |f''|``
-    between kinks. ``rounding(|x|, |y|, u)``: one network's rounding bound.
+    between kinks. ``rounding(|x|, |y|, u)``: one network's rounding bound,
+    relative; each function is at most 12 operations (the largest ``γ_k`` of the
+    rounding bounds), so their underflow adds ``12 η`` per network.
     """
 
     lip: float
@@ -297,7 +313,7 @@ class _Pointwise:
         local = 0.0
         if self.rounding is not None:
             local = sum(self.rounding(_abs64(x_), _abs64(y_), run.u)
-                        for x_, y_ in zip(run.inputs[0], run.out)) * (1 + 4 * U64)
+                        for x_, y_ in zip(run.inputs[0], run.out)) * (1 + 4 * U64) + 24 * run.eta
         rem = remainder if (self.kinks or self.curvature) else None
         return Step([self.lip], spread, local, rem, 12, derivative=self.derivative)
 
@@ -431,10 +447,11 @@ def add_step(run: NodeRun) -> Step:
     alpha = abs(float(run.kwargs.get("alpha", 1.0)))
     local = _out_rounding(run)
     if c is not None:
-        local = local + 2.0 * run.u * abs(c)
+        local = local + 2.0 * run.u * abs(c) + 2 * run.eta
     if alpha != 1.0 and len(run.inputs) == 2:
         g = gamma(3, run.u)
-        local = local + sum((_abs64(x) + alpha * _abs64(y)) * g for x, y in zip(*run.inputs))
+        local = local + sum((_abs64(x) + alpha * _abs64(y)) * g for x, y in zip(*run.inputs)) \
+            + 6 * run.eta
     if len(run.inputs) == 2:
         return Step([1.0, alpha], lambda e: e[0] + alpha * e[1], local, None, 2)
     return Step([1.0], lambda e: e[0], local, None, 2)
@@ -444,7 +461,11 @@ def mul_step(run: NodeRun) -> Step:
     """``x y``: ``x~y~ − xy = y~(x~ − x) + x(y~ − y)``; linearised at ``ã``, the remainder is ``e_x e_y``."""
     c = _scalar_operand(run)
     if c is not None:                              # c rounded to the dtype, then the product
-        return Step([abs(c)], lambda e: abs(c) * e[0], _out_rounding(run, 2), None, 2)
+        local = _out_rounding(run, 2)
+        if 0 < abs(c) < torch.finfo(run.out[0].dtype).tiny:
+            # fl(c) = c (1 + δ) + ε, |ε| <= η/2: the product carries ε x in each network
+            local = local + (_abs64(run.inputs[0][0]) + _abs64(run.inputs[0][1])) * run.eta
+        return Step([abs(c)], lambda e: abs(c) * e[0], local, None, 2)
     (x, xc), (y, yc) = run.inputs
     ax, ayc = _abs64(x), _abs64(yc)
     lips = [max(_largest(ayc), _largest(_abs64(y))), max(_largest(ax), _largest(_abs64(xc)))]
@@ -463,6 +484,9 @@ def div_step(run: NodeRun) -> Step:
     c = _scalar_operand(run)
     if c == 0:
         raise Unbounded("division by zero")
+    if abs(c) < torch.finfo(run.out[0].dtype).tiny:
+        raise Unbounded(f"division by {c!r}, below the normal range of {run.out[0].dtype}: "
+                        "its rounding is not relative")
     k = 1.0 / abs(c) * (1 + 2 * U64)
     return Step([k], lambda e: k * e[0], _out_rounding(run, 2), None, 2)
 
