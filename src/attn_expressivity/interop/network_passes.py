@@ -122,6 +122,7 @@ class ConvLeafTracer(torch.fx.Tracer):
     """
 
     def is_leaf_module(self, m: Any, module_qualified_name: str) -> bool:
+        """A convolution, or what ``torch.fx.Tracer`` keeps as a leaf (``torch.nn``'s own modules)."""
         return isinstance(m, torch.nn.modules.conv._ConvNd) or super().is_leaf_module(
             m, module_qualified_name)
 
