@@ -389,8 +389,11 @@ def _run_verify_model(args: argparse.Namespace) -> int:
 
     try:
         device = torch.device(args.device)
-    except RuntimeError as exc:
-        raise _UsageError(f"attn-expressivity verify-model: argument --device: {exc}") from None
+        torch.empty(0, device=device)           # raises for a device this build or machine lacks
+    except (RuntimeError, AssertionError) as exc:  # torch asserts when it was built without CUDA
+        message = str(exc).splitlines()[0].split(". ")[0] if str(exc) else type(exc).__name__
+        raise _UsageError(f"attn-expressivity verify-model: argument --device: {args.device!r} is not "
+                          f"available here ({message.rstrip('.')})") from None
     torch.manual_seed(args.seed)
     model = model_from_factory(args.factory).to(getattr(torch, args.dtype)).eval().to(device)
     gen = torch.Generator().manual_seed(args.seed)

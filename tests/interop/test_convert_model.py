@@ -142,3 +142,178 @@ def test_bad_arguments():
         convert_model(torch.nn.Conv2d(1, 1, 1), alpha=1.0, route="flash")
     with pytest.raises(ParameterValueError, match="alpha"):
         convert_model(torch.nn.Conv2d(1, 1, 1), alpha=-2.0)
+
+
+# ----------------------------------------------------------------- every way to customise a convolution
+
+
+class _CallOverride(torch.nn.Conv2d):
+    def __call__(self, *args, **kwargs):
+        return super().__call__(*args, **kwargs) * 2
+
+
+class _CallImplOverride(torch.nn.Conv2d):
+    def _call_impl(self, *args, **kwargs):
+        return super()._call_impl(*args, **kwargs) * 2
+
+    __call__ = _call_impl
+
+
+class _GetattrOverride(torch.nn.Conv2d):
+    def __getattr__(self, name):
+        value = super().__getattr__(name)
+        return value * 2 if name == "weight" else value
+
+
+class _GetattributeOverride(torch.nn.Conv2d):
+    def __getattribute__(self, name):
+        value = super().__getattribute__(name)
+        return 2 if name == "dilation" else value
+
+
+class _WeightProperty(torch.nn.Conv2d):
+    """The weight the forward pass reads is a property over the stored one."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stored = torch.nn.Parameter(self.weight.detach().clone())
+        del self.weight
+
+    @property
+    def weight(self):
+        return self.stored * 2
+
+
+class _PlainSubclass(torch.nn.Conv2d):
+    """Overrides only what does not take part in the computation: converted like a Conv2d."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.note = "mine"
+
+    def reset_parameters(self):
+        torch.nn.init.zeros_(self.weight)
+        if self.bias is not None:
+            torch.nn.init.zeros_(self.bias)
+
+    def extra_repr(self):
+        return "plain " + super().extra_repr()
+
+    def helper(self):
+        return self.note
+
+
+def _customised():
+    """name -> (a factory of a customised Conv2d(2, 3, 3, padding=1), words its reason contains)."""
+    import types
+
+    def conv():
+        return torch.nn.Conv2d(2, 3, 3, padding=1)
+
+    def instance_forward():
+        c = conv()
+        c.forward = types.MethodType(lambda self, x: torch.nn.functional.conv2d(
+            x, self.weight, self.bias, padding=2, dilation=2), c)
+        return c
+
+    def instance_conv_forward():
+        c = conv()
+        c._conv_forward = lambda x, w, b: torch.nn.functional.conv2d(x, 2 * w, b, padding=1)
+        return c
+
+    def instance_call_impl():
+        c = conv()
+        c._call_impl = types.MethodType(lambda self, x: torch.nn.Conv2d.forward(self, x) * 2, c)
+        return c
+
+    def compiled_call():
+        c = conv()
+        c._compiled_call_impl = lambda x: torch.nn.Conv2d.forward(c, x) * 2
+        return c
+
+    def backward_hook():
+        c = conv()
+        c.register_full_backward_hook(lambda m, gi, go: (gi[0] * 2,))
+        return c
+
+    def kwargs_pre_hook():
+        c = conv()
+        c.register_forward_pre_hook(lambda m, a, k: ((a[0] * 2,), k), with_kwargs=True)
+        return c
+
+    def reflect_padding_mutated():
+        c = torch.nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")
+        c._reversed_padding_repeated_twice = [2, 2, 2, 2]
+        return c
+
+    def channels_mutated():
+        c = conv()
+        c.in_channels = 4
+        return c
+
+    return {
+        "instance forward": (instance_forward, "forward"),
+        "instance _conv_forward": (instance_conv_forward, "_conv_forward"),
+        "instance _call_impl": (instance_call_impl, "_call_impl"),
+        "instance _compiled_call_impl": (compiled_call, "_compiled_call_impl"),
+        "subclass __call__": (lambda: _CallOverride(2, 3, 3, padding=1), "overrides __call__"),
+        "subclass _call_impl": (lambda: _CallImplOverride(2, 3, 3, padding=1), "overrides"),
+        "subclass __getattr__": (lambda: _GetattrOverride(2, 3, 3, padding=1), "overrides __getattr__"),
+        "subclass __getattribute__": (lambda: _GetattributeOverride(2, 3, 3, padding=1),
+                                      "overrides __getattribute__"),
+        "weight property": (lambda: _WeightProperty(2, 3, 3, padding=1), "weight"),
+        "backward hook": (backward_hook, "backward hooks"),
+        "pre-hook with kwargs": (kwargs_pre_hook, "forward hooks"),
+        "padding mutated": (reflect_padding_mutated, "_reversed_padding_repeated_twice"),
+        "channels mutated": (channels_mutated, "in_channels"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_customised()))
+def test_a_customised_convolution_is_never_converted_as_plain(name):
+    """Instance overrides, subclass overrides of the call path, hooks, mutated state: refused."""
+    from attn_expressivity import verify_model
+
+    factory, words = _customised()[name]
+    conv = factory().double().eval()
+    reason = convertible(conv)
+    assert reason is not None and words in reason
+    model = torch.nn.Sequential(conv)
+    with pytest.raises(UnsupportedConfigurationError, match="cannot be converted"):
+        convert_model(model, alpha=math.inf)
+    with pytest.raises(UnsupportedConfigurationError):
+        from_torch(conv)
+    x = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    report = verify_model(model, x, alpha=20.0, progress=False)
+    assert report.status != "PASS" and report.layers == []
+
+
+def test_global_hooks_refuse_every_conversion():
+    from torch.nn.modules.module import register_module_forward_hook
+
+    handle = register_module_forward_hook(lambda m, i, o: None)
+    try:
+        assert "global forward hooks" in convertible(torch.nn.Conv2d(2, 3, 3))
+    finally:
+        handle.remove()
+    assert convertible(torch.nn.Conv2d(2, 3, 3)) is None
+
+
+def test_a_subclass_that_changes_nothing_it_computes_is_converted():
+    from attn_expressivity import verify_model
+
+    torch.manual_seed(0)
+    conv = _PlainSubclass(2, 3, 3, padding=1).double()
+    torch.nn.init.normal_(conv.weight)
+    assert convertible(conv) is None
+    plain = type("Empty", (torch.nn.Conv2d,), {})(3, 3, 3, padding=1).double()
+    assert convertible(plain) is None
+    model = torch.nn.Sequential(conv, torch.nn.ReLU(), plain)
+    converted, report = convert_model(model, alpha=math.inf)
+    assert len(report.converted) == 2 and report.skipped == []
+    x = torch.randn(1, 2, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        assert float((converted(x) - model(x)).abs().max()) < 1e-12
+    # verify_model treats them as the convolutions they are, not as their traced insides
+    report = verify_model(model, x, alpha=20.0, progress=False)
+    assert report.status == "PASS" and len(report.layers) == 2 and report.unknown == []

@@ -176,10 +176,34 @@ def convert_model(model: Any, *, alpha: float, route: str = "separable", strict:
     alpha = as_alpha(alpha)
     if not isinstance(route, str) or route not in ROUTES:
         raise ParameterValueError(f"`route` must be one of {ROUTES}, got {route!r}")
+    return _convert(model, _refusals(model), alpha=alpha, route=route, strict=strict, band=band,
+                    memory_budget=memory_budget, d_head=d_head)
+
+
+def _refusals(model: Any, prefix: str = "") -> dict[str, str]:
+    """``{qualified name: reason}`` for every convolution of ``model`` that :func:`convertible` refuses.
+
+    Judged on the modules themselves, not on copies: a deep copy of a module
+    drops some of what changes its computation (``_compiled_call_impl``).
+    """
+    torch = _require_torch()
+    found = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        if isinstance(module, torch.nn.modules.conv._ConvNd):
+            reason = convertible(module)
+            if reason is not None:
+                found[".".join(p for p in (prefix, name) if p)] = reason
+    return found
+
+
+def _convert(model: Any, refused: dict[str, str], *, alpha: float, route: str, strict: bool,
+             band: Any, memory_budget: int | None, d_head: Any) -> tuple[Any, ConversionReport]:
+    """:func:`convert_model` on validated arguments, refusing the modules named in ``refused`` too."""
+    torch = _require_torch()
     report = ConversionReport(alpha=alpha, route=route)
     copy_ = copy.deepcopy(model)
     done: dict[int, tuple[Any, dict[str, Any]]] = {}
-    refused: list[str] = []
+    named: list[str] = []
     sites = [("", None, "", copy_)] + [
         (f"{parent_name}.{child_name}" if parent_name else child_name, parent, child_name, child)
         for parent_name, parent in copy_.named_modules(remove_duplicate=False)
@@ -192,11 +216,11 @@ def convert_model(model: Any, *, alpha: float, route: str = "separable", strict:
             if new is not None:
                 entry["names"].append(name or "<model>")
         else:
-            reason = convertible(module)
+            reason = refused.get(name) or convertible(module)
             if reason is not None:
                 report.skipped.append({"name": name or "<model>", "type": type(module).__name__,
                                        "reason": reason})
-                refused.append(f"{name or '<model>'} ({reason})")
+                named.append(f"{name or '<model>'} ({reason})")
                 done[id(module)] = (None, {})
                 continue
             new = _convert_one(module, alpha, route, band, memory_budget, d_head)
@@ -208,10 +232,9 @@ def convert_model(model: Any, *, alpha: float, route: str = "separable", strict:
                 copy_ = new
             else:
                 setattr(parent, attr, new)
-    if strict and refused:
+    if strict and named:
         raise UnsupportedConfigurationError(
-            f"{len(refused)} convolution(s) cannot be converted as plain convolutions: "
-            + "; ".join(refused) + ". Pass strict=False to keep them and list them in the report"
+            f"{len(named)} convolution(s) cannot be converted as plain convolutions: "
+            + "; ".join(named) + ". Pass strict=False to keep them and list them in the report"
         )
     return copy_, report
-

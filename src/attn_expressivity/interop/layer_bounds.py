@@ -33,14 +33,24 @@ within ``2 L̃ S_o + γ_m (S^abs_o + |b_o|) + η_m`` of the *exact* convolution 
   standard model each product of the chain ``W · p̃ ⋯ p̃ · x`` therefore carries a
   relative error within ``γ_m``, and their absolute values sum to at most
   ``S^abs_o = Σ_h max_k (|x_k| |W_{Δ_h}|)_o`` (each ``p̃`` is a probability vector).
-* ``η_m = 4 m N (1 + ‖W‖) η``: products that underflow carry an absolute error of
-  at most ``η`` (half the smallest subnormal) each; ``N`` counts the products.
+* ``η_m = ⌈4 m N (1 + ‖W‖)⌉ η``: products that underflow carry an absolute error
+  of at most half the smallest subnormal each; ``η`` is the dtype's smallest
+  subnormal (:func:`underflow_unit_of`) and ``N`` counts the products.
 
 **A convolution's rounding** (the original network's, PyTorch's ``ConvNd`` on
 the CPU: a sum of products per output, direct or through ``im2col`` and a
 matrix product; on CUDA the caller disables cuDNN, whose FFT and Winograd
 algorithms this model does not cover): every output is within
-``γ_{m_c} (conv(|x|, |W|) + |b|)`` of the exact value, ``m_c = prod(K) · d_in/groups + 1``.
+``γ_{m_c} (conv(|x|, |W|) + |b|) + m_c η`` of the exact value,
+``m_c = prod(K) · d_in/groups + 1``.
+
+**Underflow.** With gradual underflow a product, quotient or function value is
+``fl(v) = v(1 + δ) + ε`` with ``|δ| <= u`` and ``|ε|`` at most half the dtype's
+smallest subnormal; sums and differences have ``ε = 0``. A computation of ``k``
+operations per output therefore adds at most ``k (1 + γ_k) η/2 <= k η`` to its
+relative rounding term, ``η`` the smallest subnormal (:func:`underflow_term`).
+Bounds computed here in float64 underflow too, by at most half of ``2^-1074``
+per operation: the callers add :data:`SUBNORMAL64` per operation.
 """
 
 from __future__ import annotations
@@ -49,22 +59,46 @@ import itertools
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
 from ..bounds.leak import leak_bound
-from ..bounds.rounding import gamma
+from ..bounds.rounding import gamma, underflow_unit
 
-__all__ = ["U64", "conv_magnitude", "conv_rounding_bound", "raise_sum", "separable_error_bound",
-           "unit_roundoff_of"]
+__all__ = ["SUBNORMAL64", "U64", "conv_magnitude", "conv_rounding_bound", "raise_sum",
+           "separable_error_bound", "underflow_term", "underflow_unit_of", "unit_roundoff_of"]
 
 #: Unit roundoff of float64, in which every bound is computed.
 U64 = 2.0**-53
+#: The smallest subnormal float64, ``2^-1074`` (:func:`~attn_expressivity.bounds.rounding.underflow_unit`):
+#: twice the absolute error an underflowing float64 operation can make (half of it is not a
+#: float64 number: it rounds to 0).
+SUBNORMAL64 = underflow_unit(np.float64)
 
 
 def unit_roundoff_of(dtype: Any) -> float:
     """``u = eps/2`` of a floating torch dtype (``2^-24`` for float32)."""
     return float(torch.finfo(dtype).eps) / 2.0
+
+
+def underflow_unit_of(dtype: Any) -> float:
+    """``η`` of a floating torch dtype: :func:`~attn_expressivity.bounds.rounding.underflow_unit`'s.
+
+    The smallest subnormal number, twice the absolute error an underflowing
+    operation can make (module docstring).
+
+    Examples
+    --------
+    >>> underflow_unit_of(torch.float64) == 2.0**-1074, underflow_unit_of(torch.float32) == 2.0**-149
+    (True, True)
+    """
+    return underflow_unit(np.dtype(str(dtype).removeprefix("torch.")))
+
+
+def underflow_term(ops: int, dtype: Any) -> float:
+    """``ops · η``: the underflow of ``ops`` operations per output in ``dtype`` (exact: ``ops < 2^53``)."""
+    return float(ops) * underflow_unit_of(dtype)
 
 
 def raise_sum(value: Any, terms: int) -> Any:
@@ -106,14 +140,16 @@ def _same_or_valid(padding: str, kernel_size, dilation) -> list[tuple[int, int]]
 def conv_rounding_bound(module: Any, x: Any) -> Any:
     """Elementwise bound on ``|fl(conv(x)) − conv(x)|`` for a ``torch.nn.ConvNd`` run in ``x``'s dtype.
 
-    Returns a float64 tensor of the output's shape: ``γ_{m_c} (conv(|x|, |W|) + |b|)``
-    (module docstring).
+    Returns a float64 tensor of the output's shape:
+    ``γ_{m_c} (conv(|x|, |W|) + |b|) + m_c η`` (module docstring), plus the
+    float64 underflow of computing it (``(m_c + 4) · 2^-1074``).
     """
     m_c = math.prod(module.weight.shape[1:]) + 1
     mag = conv_magnitude(x, module.weight, module.bias, stride=module.stride,
                          padding=module.padding, dilation=module.dilation, groups=module.groups,
                          padding_mode=module.padding_mode)
-    return mag * gamma(m_c, unit_roundoff_of(x.dtype)) * (1 + 4 * U64)
+    return (mag * gamma(m_c, unit_roundoff_of(x.dtype)) * (1 + 4 * U64)
+            + (underflow_term(m_c, x.dtype) + (m_c + 4) * SUBNORMAL64)) * (1 + 2 * U64)
 
 
 def _axis_ring(weights: list[float], size: int, targets: Any) -> tuple[dict[int, Any], float]:
@@ -268,10 +304,13 @@ def separable_error_bound(module: Any, x: Any) -> dict[str, Any]:
     shape = (1, cfg.d_out) + (1,) * cfg.ndim
     rounding_term = gamma(m, u) * (_abs_run(module, x, radius, m) + bias.reshape(shape)) * (1 + 4 * U64)
     products = math.prod(2 * r + 1 for r in banded) * n_heads * cig + 1
-    eta = float(torch.finfo(x.dtype).tiny) * u                       # half the smallest subnormal
     w_rows = float(module.weight.detach().to(torch.float64).abs().reshape(cfg.d_out, -1).sum(1).max())
-    underflow = 4.0 * m * products * (1.0 + raise_sum(w_rows, n_heads * cig)) * eta
-    bound = (leak["leak_term"] + rounding_term + underflow) * (1 + 4 * U64)
+    # ⌈·⌉: an integer times η is exact, where a fraction times a subnormal would round
+    coefficient = math.ceil(4.0 * m * products * (1.0 + raise_sum(w_rows, n_heads * cig)) * (1 + 4 * U64))
+    underflow = underflow_term(coefficient, x.dtype)
+    # the float64 underflow of the terms above: at most half of 2^-1074 per operation
+    slack = (n_heads * (3 ** cfg.ndim + 2) * (cig + 4) + products + m + 8) * SUBNORMAL64
+    bound = ((leak["leak_term"] + rounding_term) * (1 + 4 * U64) + (underflow + slack)) * (1 + 2 * U64)
     return {"bound": bound, "leak_term": leak["leak_term"], "rounding_term": rounding_term,
             "underflow": underflow, "leak": k["leak"], "m": m, "radius": radius,
             "scale": leak["scale"], "scale_abs": leak["scale_abs"]}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +20,12 @@ import torch
 import torch.fx
 
 from ..bounds.rounding import gamma
-from .layer_bounds import U64, raise_sum
+from .layer_bounds import SUBNORMAL64, U64, raise_sum
 from .network_rules import NodeRun, Unbounded, rule_for
 
-__all__ = ["Pass", "Recorder", "coarse_pass", "fine_pass", "largest", "max_abs", "output_nodes",
-           "output_tensors", "sum_of_products_kernels"]
+__all__ = ["ConvLeafTracer", "Pass", "Recorder", "coarse_pass", "fine_pass", "largest", "max_abs",
+           "output_nodes", "output_tensors", "redirect", "state_versions", "sum_of_products_kernels",
+           "trace"]
 
 
 # --------------------------------------------------------------------------- running both networks
@@ -38,17 +40,98 @@ def _snapshot(value: Any) -> Any:
     return value
 
 
+def _same_value(live: Any, recorded: Any) -> bool:
+    """``live`` holds what ``recorded`` (its copy) held, NaNs included."""
+    if torch.is_tensor(live):
+        if not (torch.is_tensor(recorded) and live.shape == recorded.shape and live.dtype == recorded.dtype):
+            return False
+        if torch.equal(live, recorded):
+            return True
+        return live.is_floating_point() and bool(((live == recorded) | (live.isnan() & recorded.isnan())).all())
+    if isinstance(live, (tuple, list)):
+        return isinstance(recorded, (tuple, list)) and len(live) == len(recorded) and all(
+            _same_value(a, b) for a, b in zip(live, recorded))
+    return True
+
+
 class Recorder(torch.fx.Interpreter):
-    """Runs a traced network and keeps a copy of every node's value, keyed by node name."""
+    """Runs a traced network and keeps a copy of every node's value, keyed by node name.
+
+    The bounds are computed from these copies, so they must be the values the
+    network uses: before a node runs, every value it reads is compared with its
+    copy. A value changed in place after it was recorded (``y = conv(x);
+    y.mul_(2); return y``: the graph returns ``conv``'s node, the network the
+    scaled tensor) is a read the graph misdescribes. ``redirects`` maps each
+    such read ``(reader, node)`` to the node that produced the tensor last (the
+    in-place ``mul_`` returns ``y`` itself) when that node's copy holds exactly
+    what the reader reads, else to None.
+    """
 
     def __init__(self, gm: Any) -> None:
         super().__init__(gm)
         self.values: dict[str, Any] = {}
+        self.redirects: dict[tuple[str, str], str | None] = {}
+        self._producer: dict[int, tuple[Any, str]] = {}   # id(tensor) -> (weak reference, node)
 
     def run_node(self, n: Any) -> Any:
+        for m in dict.fromkeys(_occurrences(n)):
+            live = self.env[m]
+            if not _same_value(live, self.values[m.name]):
+                self.redirects[(n.name, m.name)] = self._holder(live)
         out = super().run_node(n)
         self.values[n.name] = _snapshot(out)
+        if torch.is_tensor(out):
+            self._producer[id(out)] = (weakref.ref(out), n.name)
         return out
+
+    def _holder(self, live: Any) -> str | None:
+        """The last node that returned the tensor ``live`` itself, if its copy still equals ``live``."""
+        entry = self._producer.get(id(live)) if torch.is_tensor(live) else None
+        if entry is None or entry[0]() is not live or not _same_value(live, self.values[entry[1]]):
+            return None
+        return entry[1]
+
+
+def redirect(gms: list[Any], redirects: dict[tuple[str, str], str]) -> None:
+    """Make each reader read the node it actually reads: ``(reader, node) -> holder`` in every graph.
+
+    Sound because the holder's recorded value is, bit for bit, what the reader
+    read in each network (:class:`Recorder`), so the bounds of the rewritten
+    graph are the bounds of what the networks computed.
+    """
+    for gm in gms:
+        nodes = {n.name: n for n in gm.graph.nodes}
+        for (reader, node), holder in redirects.items():
+            nodes[reader].replace_input_with(nodes[node], nodes[holder])
+        gm.recompile()
+
+
+def state_versions(module: Any) -> dict[str, int]:
+    """The version counter of every parameter and buffer: an in-place change increments it."""
+    return {name: t._version for name, t in
+            list(module.named_parameters(remove_duplicate=False)) + list(module.named_buffers(remove_duplicate=False))}
+
+
+class ConvLeafTracer(torch.fx.Tracer):
+    """``torch.fx``'s tracer, with every convolution a leaf (one ``call_module`` node).
+
+    A subclass of ``torch.nn.Conv2d`` defined outside ``torch.nn`` is traced
+    through by default, down to ``F.conv2d``, and its module would never be
+    called in the graph; as a leaf it is converted (when
+    :func:`~attn_expressivity.interop.torch.convertible`) and bounded.
+    """
+
+    def is_leaf_module(self, m: Any, module_qualified_name: str) -> bool:
+        """A convolution, or what ``torch.fx.Tracer`` keeps as a leaf (``torch.nn``'s own modules)."""
+        return isinstance(m, torch.nn.modules.conv._ConvNd) or super().is_leaf_module(
+            m, module_qualified_name)
+
+
+def trace(model: Any) -> Any:
+    """``model`` as a ``torch.fx.GraphModule`` traced by :class:`ConvLeafTracer`."""
+    tracer = ConvLeafTracer()
+    graph = tracer.trace(model)
+    return torch.fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
 @contextlib.contextmanager
@@ -185,12 +268,17 @@ def _visit(state: Pass, node: Any, gm: Any, cgm: Any, vo: dict, vc: dict) -> Non
         step = rule_for(_node_run(node, ins, gm, cgm, vo, vc))
         e_in = [state.bound[m.name] for m in ins]
         spread = step.spread(e_in) if ins else 0.0
-        source = step.local if step.remainder is None else step.local + step.remainder(e_in)
+        # a remainder is a few float64 products, each of which may underflow by half of 2^-1074
+        source = step.local if step.remainder is None else \
+            step.local + step.remainder(e_in) + 4 * SUBNORMAL64
     except Unbounded as exc:
         _unknown(state, node, str(exc))
         return
     up = 1 + 64 * U64
-    e_out = torch.broadcast_to((spread + step.local) * up, a.shape).to(torch.float64).contiguous()
+    # the float64 underflow of computing the bound: half of 2^-1074 per operation, at most as many
+    # operations per element as the inputs have elements, and a few
+    slack = (sum(vo[m.name].numel() for m in ins) + 8) * SUBNORMAL64
+    e_out = torch.broadcast_to((spread + step.local) * up + slack, a.shape).to(torch.float64).contiguous()
     state.bound[node.name] = e_out
     combine = max if step.concat else sum
     f_in = [state.fine_scale[m.name] for m in ins]
@@ -223,7 +311,7 @@ def _layer_row(node: Any, step: Any, ins: list[Any], vo: dict, vc: dict, measure
             "kernel_size": t["kernel_size"], "stride": t["stride"], "radius": t["radius"],
             "input_max": [max_abs(vo[ins[0].name]), max_abs(vc[ins[0].name])],
             "output_max": [max_abs(vo[node.name]), max_abs(vc[node.name])],
-            "leak": t["leak"], "leak_term": float(t["leak_term"].max()),
+            "leak": t["leak"], "leak_term": float(t["leak_term"].max()), "underflow": t["underflow"],
             "rounding_term": float(t["rounding_term"].max()),
             "local_bound": largest(step.local), "coarse_bound": coarse, "measured": measured,
             "fine_share": None}
@@ -246,18 +334,29 @@ def coarse_pass(gm: Any, cgm: Any, vo: dict, vc: dict, bar: Any) -> Pass:
 # --------------------------------------------------------------------------- the fine pass
 
 
-def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> dict[str, Any]:
+#: Methods that are the identity map but cut the gradient: linearised as the identity.
+_IDENTITIES = ("detach",)
+
+
+def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Every node's value, equal to the converted network's, with the original's Jacobian.
 
     Node ``n = f(m)`` gets ``ã_n + (f(l_m) − f(l_m).detach())``: its value is
     exactly ``ã_n`` (``v − v = 0``), its gradient is ``f``'s at its inputs'
     values ``ã_m``, evaluated in float64 on the original modules. A pointwise
     function gets ``ã_n + f'(ã_m) (l_m − l_m.detach())`` with the rule's own
-    ``f'`` instead of PyTorch's backward formula. Inputs are cloned so that
-    in-place operations leave them alone.
+    ``f'`` instead of PyTorch's backward formula, and ``.detach()`` (the
+    identity, whose backward is zero) ``ã_n + (l_m − l_m.detach())``. Inputs are
+    cloned so that in-place operations leave them alone.
+
+    Also returns the nodes whose floating-point value does not depend, for
+    autograd, on inputs that require gradients: there the Jacobian would be
+    taken as zero, which the fine bound must not do.
     """
     lin: dict[str, Any] = {}
+    cuts: list[str] = []
     take = lambda m: lin[m.name].clone() if torch.is_tensor(lin[m.name]) else lin[m.name]  # noqa: E731
+    tracked = lambda m: torch.is_tensor(lin[m.name]) and lin[m.name].requires_grad  # noqa: E731
     for node in gm64.graph.nodes:
         value = vc[node.name]
         floating = torch.is_tensor(value) and value.is_floating_point()
@@ -272,15 +371,20 @@ def _linearised(gm64: Any, vc: dict, derivatives: dict[str, Any]) -> dict[str, A
             arg = lin[source]
             slope = derivative(vc[source].detach().to(torch.float64))
             lin[node.name] = value.detach().to(torch.float64) + slope * (arg - arg.detach())
+        elif node.op == "call_method" and node.target in _IDENTITIES and floating:
+            arg = lin[node.args[0].name]
+            lin[node.name] = value.detach().to(torch.float64) + (arg - arg.detach())
         elif node.op in ("call_module", "call_function", "call_method"):
             out = _call(gm64, node, torch.fx.node.map_arg(node.args, take),
                         torch.fx.node.map_arg(node.kwargs, take))
             if torch.is_tensor(out) and out.is_floating_point() and out.requires_grad:
                 out = value.detach().to(torch.float64) + (out - out.detach())
             elif floating:
+                if any(tracked(m) for m in _occurrences(node)):
+                    cuts.append(node.name)
                 out = value.detach().to(torch.float64)
             lin[node.name] = out
-    return lin
+    return lin, cuts
 
 
 def _call(gm: Any, node: Any, args: Any, kwargs: Any) -> Any:
@@ -300,26 +404,34 @@ def _attr(module: Any, target: str) -> Any:
 def fine_pass(gm: Any, vc: dict, state: Pass, outputs: list[str], max_outputs: int,
                bar_factory: Any) -> tuple[float | None, dict[str, float], str | None]:
     """``max_j Σ_n Σ_e |J_n[j, e]| s_n[e]`` plus the gradients' rounding (module docstring)."""
+    n_out = sum(state.bound[name].numel() for name in outputs)
+    if n_out > max_outputs:
+        return None, {}, (f"fine bound skipped: {n_out} output elements > max_outputs = "
+                          f"{max_outputs} (one backward pass each); the bound is the coarse one")
     gm64 = copy.deepcopy(gm).to(torch.float64)
     with torch.enable_grad():
-        lin = _linearised(gm64, vc, state.derivatives)
+        lin, cuts = _linearised(gm64, vc, state.derivatives)
+        if cuts:
+            return None, {}, (f"fine bound skipped: the gradient does not flow through {cuts[0]}, "
+                              "so its Jacobian is unknown; the bound is the coarse one")
         flat = torch.cat([lin[name].reshape(-1) for name in outputs])
-        n_out = flat.numel()
-        if n_out > max_outputs:
-            return None, {}, (f"fine bound skipped: {n_out} output elements > max_outputs = "
-                              f"{max_outputs} (one backward pass each); the bound is the coarse one")
         names = [n for n, s in state.sources.items()
                  if torch.is_tensor(lin.get(n)) and lin[n].requires_grad and largest(s) > 0]
         tensors = [lin[n] for n in names]
-        best, shares = -1.0, {}
+        best, shares = 0.0, {}
         bar = bar_factory(n_out, "fine bound (one backward pass per output)")
         for j in range(n_out):
+            if not (tensors and flat[j].requires_grad):     # no local term reaches this output
+                bar.update(1)
+                continue
             grads = torch.autograd.grad(flat[j], tensors, retain_graph=True, allow_unused=True)
             parts = {}
             for name, g in zip(names, grads):
                 if g is not None:
                     s = state.sources[name]
-                    parts[name] = raise_sum(float((g.abs() * s).sum()), g.numel())
+                    # the products |g| s may underflow: half of 2^-1074 each
+                    parts[name] = raise_sum(float((g.abs() * s).sum()), g.numel()) \
+                        + (g.numel() + 2) * SUBNORMAL64
             total = raise_sum(math.fsum(parts.values()), len(parts))
             if total > best:
                 best, shares = total, parts
@@ -328,7 +440,7 @@ def fine_pass(gm: Any, vc: dict, state: Pass, outputs: list[str], max_outputs: i
     # the gradients' own rounding: within γ_K of the absolute chain, which E' bounds
     k = state.backward_terms + len(state.sources) + 2
     out_scale = max(state.fine_scale[name] for name in outputs)
-    return (best + gamma(k, U64) * out_scale) * (1 + 8 * U64), shares, None
+    return (best + gamma(k, U64) * out_scale + 8 * SUBNORMAL64) * (1 + 8 * U64), shares, None
 
 
 def output_nodes(gm: Any) -> list[Any]:

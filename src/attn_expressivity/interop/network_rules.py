@@ -37,7 +37,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..bounds.rounding import gamma
-from .layer_bounds import U64, conv_magnitude, conv_rounding_bound, raise_sum, separable_error_bound
+from .layer_bounds import (
+    U64,
+    conv_magnitude,
+    conv_rounding_bound,
+    raise_sum,
+    separable_error_bound,
+    underflow_unit_of,
+)
+from .torch import _conv_state, _customisation
 
 __all__ = ["ASSUMPTIONS", "GELU_LIP", "SECOND_DERIVATIVE", "SILU_LIP", "NodeRun", "Step",
            "Unbounded", "rule_for"]
@@ -92,6 +100,12 @@ class NodeRun:
     def u(self) -> float:
         return float(torch.finfo(self.out[0].dtype).eps) / 2.0
 
+    @property
+    def eta(self) -> float:
+        """The dtype's smallest subnormal: ``k`` operations that underflow add at most ``k η``
+        (:mod:`~attn_expressivity.interop.layer_bounds`)."""
+        return underflow_unit_of(self.out[0].dtype)
+
 
 @dataclass
 class Step:
@@ -137,9 +151,9 @@ def _abs64(t: Any) -> Any:
 
 
 def _out_rounding(run: NodeRun, ops: int = 1) -> Any:
-    """``ops`` roundings of each network's result: ``γ_ops (|out| + |out~|) / (1 − γ_ops)``."""
+    """``ops`` roundings of each network's result: ``γ_ops (|out| + |out~|) / (1 − γ_ops) + 2 ops η``."""
     g = gamma(ops, run.u)
-    return (_abs64(run.out[0]) + _abs64(run.out[1])) * (g / (1.0 - g)) * (1 + 4 * U64)
+    return (_abs64(run.out[0]) + _abs64(run.out[1])) * (g / (1.0 - g)) * (1 + 4 * U64) + 2 * ops * run.eta
 
 
 def _row_sum_max(w: Any, rows: int) -> float:
@@ -162,23 +176,30 @@ def conv_step(run: NodeRun) -> Step:
     from .torch_separable import SeparableConvAttention
 
     conv, (x, xc) = run.module, run.inputs[0]
-    local = conv_rounding_bound(conv, x)
+    state = _conv_state(conv)
+    if state is not None:
+        raise Unbounded(state)
+    # an unbatched input (C, *spatial) is a batch of one
+    batch = (lambda t: t) if x.dim() == conv.weight.dim() else (lambda t: t.unsqueeze(0))  # noqa: E731
+    shape = run.out[0].shape
+    local = conv_rounding_bound(conv, batch(x))
     layer = None
     if type(run.converted_module) is type(conv):
-        local = local + conv_rounding_bound(conv, xc)
+        local = local + conv_rounding_bound(conv, batch(xc))
     elif isinstance(run.converted_module, SeparableConvAttention):
-        terms = separable_error_bound(run.converted_module, xc)
+        terms = separable_error_bound(run.converted_module, batch(xc))
         local = local + terms["bound"]
         layer = dict(terms, n_heads=run.converted_module.n_heads,
                      kernel_size=list(conv.kernel_size), stride=list(conv.stride))
     else:
         raise Unbounded(f"no a-priori bound for {type(run.converted_module).__name__} "
                         "(verify_model bounds the 'separable' route)")
+    local = local.reshape(shape)
 
     def spread(e: list[Any]) -> Any:               # |W| * e, the padding mode's copies included
-        return conv_magnitude(e[0], conv.weight, None, stride=conv.stride, padding=conv.padding,
+        return conv_magnitude(batch(e[0]), conv.weight, None, stride=conv.stride, padding=conv.padding,
                               dilation=conv.dilation, groups=conv.groups,
-                              padding_mode=conv.padding_mode)
+                              padding_mode=conv.padding_mode).reshape(shape)
     terms = math.prod(conv.weight.shape[2:]) * conv.weight.shape[0] // conv.groups + 2
     return Step([_row_sum_max(conv.weight, conv.weight.shape[0])], spread, local, None, terms,
                 layer=layer)
@@ -191,8 +212,8 @@ def linear_step(run: NodeRun) -> Step:
     bias = None if lin.bias is None else _abs64(lin.bias)
     local = sum(raise_sum(F.linear(_abs64(x), w, bias), n + 1) for x in run.inputs[0]) * g
     return Step([_row_sum_max(lin.weight, lin.out_features)],
-                lambda e: raise_sum(F.linear(e[0], w), n), local * (1 + 4 * U64), None,
-                lin.out_features + 2)
+                lambda e: raise_sum(F.linear(e[0], w), n),
+                local * (1 + 4 * U64) + 2 * (n + 1) * run.eta, None, lin.out_features + 2)
 
 
 def batchnorm_step(run: NodeRun) -> Step:
@@ -209,7 +230,8 @@ def batchnorm_step(run: NodeRun) -> Step:
     shift = bn.running_mean.detach().to(torch.float64).abs().reshape(shape) * scale \
         + bias.abs().reshape(shape)
     local = sum(_abs64(x) * scale + shift for x in run.inputs[0]) * gamma(8, run.u)
-    return Step([float(scale.max())], lambda e: e[0] * scale, local * (1 + 4 * U64), None, 6)
+    return Step([float(scale.max())], lambda e: e[0] * scale, local * (1 + 4 * U64) + 16 * run.eta,
+                None, 6)
 
 
 def averaging_step(run: NodeRun, window: int) -> Step:
@@ -221,18 +243,30 @@ def averaging_step(run: NodeRun, window: int) -> Step:
     with torch.no_grad():
         lip = float(run.call([torch.ones_like(run.inputs[0][0], dtype=torch.float64)]).max())
         mags = [raise_sum(run.call([_abs64(x)]), window) for x in run.inputs[0]]
-    local = (mags[0] + mags[1]) * gamma(window + 2, run.u) * (1 + 4 * U64)
+    local = (mags[0] + mags[1]) * gamma(window + 2, run.u) * (1 + 4 * U64) + 2 * (window + 2) * run.eta
     return Step([lip * (1 + 16 * U64)], lambda e: raise_sum(run.call([e[0]]), window), local,
                 None, window + 2)
 
 
+def _spatial_axes(kind: Any) -> int:
+    """1, 2 or 3: the spatial axes of a pooling module or function, from its (torch base) class's
+    or its own name (``MaxPool2d``, ``avg_pool3d``); the input may be batched or not."""
+    names = [c.__name__ for c in type(kind).__mro__] if isinstance(kind, nn.Module) else [kind.__name__]
+    for name in names:
+        if name[-2:] in ("1d", "2d", "3d"):
+            return int(name[-2])
+    raise Unbounded(f"cannot tell how many spatial axes {names[0]} pools over")
+
+
 def _pool_window(run: NodeRun) -> int:
+    """The most inputs one output of a pooling module averages over (the input may be unbatched)."""
     m = run.module
+    nd = _spatial_axes(m)
     if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)):
-        spatial = run.inputs[0][0].shape[2:]
-        out = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * len(spatial)
+        spatial = run.inputs[0][0].shape[-nd:]
+        out = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,) * nd
         return math.prod(-(-s // (o or s)) + 1 for s, o in zip(spatial, out))
-    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * (run.out[0].dim() - 2)
+    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * nd
     return math.prod(k)
 
 
@@ -247,7 +281,9 @@ class _Pointwise:
     ``x >= hi`` (``±inf`` for none), so two values there have equal images.
     ``kinks`` = ``((point, jump), ...)``: where the derivative jumps, and by how
     much at most (one-sided derivatives included). ``curvature``: ``sup |f''|``
-    between kinks. ``rounding(|x|, |y|, u)``: one network's rounding bound.
+    between kinks. ``rounding(|x|, |y|, u)``: one network's rounding bound,
+    relative; each function is at most 12 operations (the largest ``γ_k`` of the
+    rounding bounds), so their underflow adds ``12 η`` per network.
     """
 
     lip: float
@@ -277,7 +313,7 @@ class _Pointwise:
         local = 0.0
         if self.rounding is not None:
             local = sum(self.rounding(_abs64(x_), _abs64(y_), run.u)
-                        for x_, y_ in zip(run.inputs[0], run.out)) * (1 + 4 * U64)
+                        for x_, y_ in zip(run.inputs[0], run.out)) * (1 + 4 * U64) + 24 * run.eta
         rem = remainder if (self.kinks or self.curvature) else None
         return Step([self.lip], spread, local, rem, 12, derivative=self.derivative)
 
@@ -343,16 +379,21 @@ def _gelu_step(run: NodeRun) -> Step:
 
 
 def _max_margin(x: Any, kernel, stride, padding, dilation, out_shape) -> Any | None:
-    """Largest minus second largest value of every window; None when the windows do not match ``out_shape``."""
+    """Largest minus second largest value of every window; None when the windows do not match ``out_shape``.
+
+    ``x`` is ``(N, C, *spatial)`` and ``out_shape`` the pooled shape.
+    """
     nd = len(kernel)
-    v = F.pad(x.detach().to(torch.float64), [p for p in reversed(padding) for _ in (0, 1)],
+    spans = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    needs = [(o - 1) * s + span for o, s, span in zip(out_shape[2:], stride, spans)]
+    sizes = [n + 2 * p for n, p in zip(x.shape[2:], padding)]
+    # the padding, and (ceil_mode) room for a last window that hangs over the edge, on every
+    # axis before any is unfolded (unfold appends an axis, which F.pad would then pad instead)
+    pad = [(p, p + max(0, need - size)) for p, need, size in zip(padding, needs, sizes)]
+    v = F.pad(x.detach().to(torch.float64), [w for lo_hi in reversed(pad) for w in lo_hi],
               value=-math.inf)
     for i in range(nd):
-        span = dilation[i] * (kernel[i] - 1) + 1
-        need = (out_shape[2 + i] - 1) * stride[i] + span
-        if need > v.shape[2 + i]:              # ceil_mode: the last window hangs over the edge
-            v = F.pad(v, [0, 0] * (nd - 1 - i) + [0, need - v.shape[2 + i]], value=-math.inf)
-        v = v.narrow(2 + i, 0, need).unfold(2 + i, span, stride[i])
+        v = v.narrow(2 + i, 0, needs[i]).unfold(2 + i, spans[i], stride[i])
     v = v[(Ellipsis,) + tuple(slice(None, None, d) for d in dilation)].flatten(-nd)
     if tuple(v.shape[:-1]) != tuple(out_shape):
         return None
@@ -369,10 +410,15 @@ def maxpool_step(run: NodeRun) -> Step:
         raise Unbounded("max pooling with return_indices=True has no rule")
     margin = None
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
-        nd = run.out[0].dim() - 2
+        nd = _spatial_axes(m)
         tup = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,) * nd  # noqa: E731
-        margin = _max_margin(run.inputs[0][1], tup(m.kernel_size), tup(m.stride or m.kernel_size),
-                             tup(m.padding), tup(m.dilation), run.out[1].shape)
+        x, out = run.inputs[0][1], run.out[1].shape
+        if x.dim() == nd + 1:                                   # unbatched
+            x, out = x.unsqueeze(0), (1,) + tuple(out)
+        margin = _max_margin(x, tup(m.kernel_size), tup(m.stride or m.kernel_size),
+                             tup(m.padding), tup(m.dilation), out)
+        if margin is not None:
+            margin = margin.reshape(run.out[1].shape)
 
     def remainder(e: list[Any]) -> Any:
         # a window whose winner leads by more than 2e wins in both networks
@@ -401,10 +447,11 @@ def add_step(run: NodeRun) -> Step:
     alpha = abs(float(run.kwargs.get("alpha", 1.0)))
     local = _out_rounding(run)
     if c is not None:
-        local = local + 2.0 * run.u * abs(c)
+        local = local + 2.0 * run.u * abs(c) + 2 * run.eta
     if alpha != 1.0 and len(run.inputs) == 2:
         g = gamma(3, run.u)
-        local = local + sum((_abs64(x) + alpha * _abs64(y)) * g for x, y in zip(*run.inputs))
+        local = local + sum((_abs64(x) + alpha * _abs64(y)) * g for x, y in zip(*run.inputs)) \
+            + 6 * run.eta
     if len(run.inputs) == 2:
         return Step([1.0, alpha], lambda e: e[0] + alpha * e[1], local, None, 2)
     return Step([1.0], lambda e: e[0], local, None, 2)
@@ -414,7 +461,11 @@ def mul_step(run: NodeRun) -> Step:
     """``x y``: ``x~y~ − xy = y~(x~ − x) + x(y~ − y)``; linearised at ``ã``, the remainder is ``e_x e_y``."""
     c = _scalar_operand(run)
     if c is not None:                              # c rounded to the dtype, then the product
-        return Step([abs(c)], lambda e: abs(c) * e[0], _out_rounding(run, 2), None, 2)
+        local = _out_rounding(run, 2)
+        if 0 < abs(c) < torch.finfo(run.out[0].dtype).tiny:
+            # fl(c) = c (1 + δ) + ε, |ε| <= η/2: the product carries ε x in each network
+            local = local + (_abs64(run.inputs[0][0]) + _abs64(run.inputs[0][1])) * run.eta
+        return Step([abs(c)], lambda e: abs(c) * e[0], local, None, 2)
     (x, xc), (y, yc) = run.inputs
     ax, ayc = _abs64(x), _abs64(yc)
     lips = [max(_largest(ayc), _largest(_abs64(y))), max(_largest(ax), _largest(_abs64(xc)))]
@@ -423,11 +474,19 @@ def mul_step(run: NodeRun) -> Step:
 
 
 def div_step(run: NodeRun) -> Step:
+    """``x / c``: Lipschitz ``1/|c|``; ``c`` rounded to the dtype, then the quotient. A
+    ``rounding_mode`` (floor, trunc) makes the map a step function: no rule."""
+    mode = run.kwargs.get("rounding_mode", run.args[2] if len(run.args) > 2 else None)
+    if mode is not None:
+        raise Unbounded(f"division with rounding_mode={mode!r} is a step function; no rule bounds it")
     if len(run.inputs) != 1 or not (run.args and torch.is_tensor(run.args[0])):
         raise Unbounded("division by a tensor has no rule")
     c = _scalar_operand(run)
     if c == 0:
         raise Unbounded("division by zero")
+    if abs(c) < torch.finfo(run.out[0].dtype).tiny:
+        raise Unbounded(f"division by {c!r}, below the normal range of {run.out[0].dtype}: "
+                        "its rounding is not relative")
     k = 1.0 / abs(c) * (1 + 2 * U64)
     return Step([k], lambda e: k * e[0], _out_rounding(run, 2), None, 2)
 
@@ -459,6 +518,11 @@ def _concat(run: NodeRun) -> Step:
     return Step([1.0] * len(run.inputs), lambda e: run.call(list(e)), 0.0, None, 1, concat=True)
 
 
+def _negate(run: NodeRun) -> Step:
+    """``−x``: exact, Lipschitz 1."""
+    return Step([1.0], lambda e: e[0], 0.0, None, 1)
+
+
 def _dropout(run: NodeRun) -> Step:
     training = run.module.training if run.module is not None else bool(
         run.kwargs.get("training", run.args[2] if len(run.args) > 2 else True))
@@ -482,14 +546,14 @@ def _module_pool(run: NodeRun) -> Step:
 
 def _functional_pool(run: NodeRun) -> Step:
     fn, rest, kw = run.node.target, run.args[1:], run.kwargs
-    x = run.inputs[0][0]
+    x, nd = run.inputs[0][0], _spatial_axes(run.node.target)
     if "adaptive" in fn.__name__:
         out = rest[0] if rest else kw["output_size"]
-        out = out if isinstance(out, (tuple, list)) else (out,) * (x.dim() - 2)
-        window = math.prod(-(-s // (o or s)) + 1 for s, o in zip(x.shape[2:], out))
+        out = out if isinstance(out, (tuple, list)) else (out,) * nd
+        window = math.prod(-(-s // (o or s)) + 1 for s, o in zip(x.shape[-nd:], out))
     else:
         k = rest[0] if rest else kw["kernel_size"]
-        window = math.prod(k) if isinstance(k, (tuple, list)) else k ** (x.dim() - 2)
+        window = math.prod(k) if isinstance(k, (tuple, list)) else k ** nd
     return averaging_step(run, window)
 
 
@@ -513,7 +577,7 @@ _FUNCTIONS: dict[Any, Callable[[NodeRun], Step]] = {
     operator.sub: add_step, operator.isub: add_step, torch.sub: add_step,
     operator.mul: mul_step, operator.imul: mul_step, torch.mul: mul_step,
     operator.truediv: div_step, operator.itruediv: div_step, torch.div: div_step,
-    operator.neg: _dropout, torch.neg: _dropout, operator.getitem: _view,
+    operator.neg: _negate, torch.neg: _negate, torch.negative: _negate, operator.getitem: _view,
     torch.flatten: _view, torch.reshape: _view, torch.permute: _view, torch.transpose: _view,
     torch.squeeze: _view, torch.unsqueeze: _view, torch.clone: _view,
     torch.cat: _concat, torch.concat: _concat, torch.stack: _concat,
@@ -533,7 +597,7 @@ _METHODS: dict[str, Callable[[NodeRun], Step]] = {
     **{name: _view for name in ("view", "reshape", "flatten", "permute", "transpose", "t",
                                 "contiguous", "squeeze", "unsqueeze", "expand", "expand_as",
                                 "clone", "detach", "view_as", "reshape_as")},
-    "neg": _convert_dtype,
+    "neg": _negate, "negative": _negate,
     "relu": _relu, "relu_": _relu, "sigmoid": _sigmoid, "sigmoid_": _sigmoid, "tanh": _tanh,
     "add": add_step, "add_": add_step, "sub": add_step, "sub_": add_step,
     "mul": mul_step, "mul_": mul_step, "div": div_step, "div_": div_step, "mean": mean_step,
@@ -546,7 +610,11 @@ def rule_for(run: NodeRun) -> Step:
     node = run.node
     if node.op == "call_module":
         for kinds, rule in _MODULES:
-            if isinstance(run.module, kinds) and _plain(run.module, kinds):
+            base = next((k for k in kinds if isinstance(run.module, k)), None)
+            if base is not None:
+                reason = _customisation(run.module, base, parametrised=True)
+                if reason is not None:
+                    raise Unbounded(f"module {node.target!r} is not a plain {base.__name__}: {reason}")
                 return rule(run)
         raise Unbounded(f"module {node.target!r} ({type(run.module).__name__}) has no rule")
     if node.op == "call_function":
@@ -560,10 +628,3 @@ def rule_for(run: NodeRun) -> Step:
             raise Unbounded(f"method .{node.target}() has no rule")
         return rule(run)
     raise Unbounded(f"node {node.name} ({node.op}) has no rule")
-
-
-def _plain(module: Any, kinds: tuple[type, ...]) -> bool:
-    """The module computes what its torch class computes: no override of ``forward``, no hooks."""
-    base = next(k for k in kinds if isinstance(module, k))
-    return (type(module).forward is base.forward and not module._forward_hooks
-            and not module._forward_pre_hooks)

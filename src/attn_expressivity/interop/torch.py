@@ -152,11 +152,123 @@ def kernel_to_torch(weight: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- torch -> ours
 
-_CONV_METHODS = ("forward", "_conv_forward")
+#: Class attributes a subclass may override without changing what the module computes:
+#: construction, initialisation, printing, copying, pickling and class metadata.
+_HARMLESS_OVERRIDES = frozenset({
+    "__init__", "__init_subclass__", "__doc__", "__module__", "__qualname__", "__annotations__",
+    "__dict__", "__weakref__", "__firstlineno__", "__static_attributes__", "__orig_bases__",
+    "__parameters__", "__slots__", "__abstractmethods__", "_abc_impl", "__constants__", "_version",
+    "reset_parameters", "extra_repr", "__repr__", "__getstate__", "__setstate__", "__deepcopy__",
+    "__copy__", "__reduce__", "__reduce_ex__",
+})
+
+
+def _hooks(module: Any) -> str | None:
+    """The forward or backward hooks that would run when ``module`` is called, named."""
+    from torch.nn.modules import module as torch_module
+
+    name = type(module).__name__
+    if module._forward_hooks or module._forward_pre_hooks:
+        return f"{name} has forward hooks"
+    if module._backward_hooks or module._backward_pre_hooks:
+        return f"{name} has backward hooks"
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return "global forward hooks are registered (torch.nn.modules.module.register_module_forward_hook)"
+    if torch_module._global_backward_hooks or torch_module._global_backward_pre_hooks:
+        return "global backward hooks are registered (torch.nn.modules.module.register_module_full_backward_hook)"
+    return None
+
+
+def _customisation(module: Any, base: type, *, parametrised: bool = False) -> str | None:
+    """Why calling ``module`` may compute something other than ``base``'s computation on its state.
+
+    ``module`` is an instance of ``base`` (a ``torch.nn`` class). What ``module(x)``
+    runs is ``type(module).__call__`` → ``_wrapped_call_impl`` →
+    ``_compiled_call_impl`` or ``_call_impl`` → the hooks and ``forward`` → the
+    methods ``forward`` calls, every attribute read through ``__getattribute__``
+    and ``__getattr__``. ``module`` computes what ``base`` computes when none of
+    these is replaced: no hook (the module's or a global one), no instance
+    attribute that shadows a method of the class, no compiled call, and no class
+    between ``type(module)`` and ``base`` that overrides an attribute of ``base``
+    with a function or descriptor (apart from construction, initialisation,
+    printing, copying and pickling, :data:`_HARMLESS_OVERRIDES`) or defines a
+    property. With ``parametrised=True`` the properties of
+    ``torch.nn.utils.parametrize`` are allowed: they compute the weight the
+    forward pass reads, which is also what a reader of ``module.weight`` gets.
+
+    Returns a sentence, or None.
+    """
+    name = type(module).__name__
+    hooks = _hooks(module)
+    if hooks is not None:
+        return hooks
+    if module.__dict__.get("_compiled_call_impl") is not None:
+        return f"{name} is called through _compiled_call_impl (module.compile() or an assignment)"
+    for key in module.__dict__:
+        if key != "_compiled_call_impl" and callable(getattr(type(module), key, None)):
+            return f"{name} has an instance attribute {key} that replaces the method {key}"
+    allowed = set(getattr(module, "parametrizations", {})) if parametrised else set()
+    for cls in type(module).__mro__:
+        if cls is base or cls in base.__mro__:
+            break
+        for key, value in vars(cls).items():
+            if key in _HARMLESS_OVERRIDES or key in allowed:
+                continue
+            descriptor = hasattr(type(value), "__get__") or callable(value)
+            if descriptor and hasattr(base, key):
+                return f"{name} overrides {key}"
+            if hasattr(type(value), "__set__") or hasattr(type(value), "__delete__"):
+                return f"{name} defines {key} as a property"
+    return None
+
+
+def _conv_state(module: Any) -> str | None:
+    """Why a ``ConvNd``'s attributes do not describe what its ``forward`` computes, or None."""
+    nd = module.weight.dim() - 2
+    name, w = type(module).__name__, module.weight
+    pairs = [("in_channels", w.shape[1] * module.groups), ("out_channels", w.shape[0]),
+             ("kernel_size", tuple(w.shape[2:]))]
+    for attr, want in pairs:
+        if getattr(module, attr) != want:
+            return (f"{name}.{attr} is {getattr(module, attr)!r} but its weight of shape "
+                    f"{tuple(w.shape)} and groups={module.groups} give {want!r}")
+    if module.bias is not None and tuple(module.bias.shape) != (w.shape[0],):
+        return f"{name}.bias has shape {tuple(module.bias.shape)}, not ({w.shape[0]},)"
+    for attr in ("stride", "dilation") + (() if isinstance(module.padding, str) else ("padding",)):
+        value = getattr(module, attr)
+        if not (isinstance(value, tuple) and len(value) == nd
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+            return f"{name}.{attr} must be a tuple of {nd} ints, got {value!r}"
+    if module.padding_mode != "zeros":
+        if isinstance(module.padding, str):
+            totals = [d * (k - 1) for d, k in zip(module.dilation, module.kernel_size)] \
+                if module.padding == "same" else [0] * nd
+            want = [p for t in reversed(totals) for p in (t // 2, t - t // 2)]
+        else:
+            want = [p for p in reversed(module.padding) for _ in (0, 1)]
+        if list(module._reversed_padding_repeated_twice) != want:
+            return (f"{name}._reversed_padding_repeated_twice is "
+                    f"{list(module._reversed_padding_repeated_twice)}, which forward pads with, "
+                    f"but padding={module.padding!r} describes {want}")
+    return None
 
 
 def convertible(module: Any) -> str | None:
     """Why ``module`` cannot be converted as a plain convolution, or None when it can.
+
+    A module is converted only when what calling it computes is the
+    convolution its weights and hyper-parameters describe. Accepted: an
+    instance of ``torch.nn.Conv1d``, ``Conv2d`` or ``Conv3d``, or of a subclass
+    that overrides nothing but ``__init__``, ``reset_parameters``,
+    ``extra_repr``, ``__repr__`` and the copying and pickling methods (it may
+    add methods and attributes of its own), with initialised floating-point
+    weights, attributes that agree with the weight's shape (and a padding that
+    agrees with the one ``forward`` applies), no parametrisation, no hook (the
+    module's, forward or backward, or a global one), no instance attribute
+    that replaces a method (``forward``, ``_conv_forward``, ``_call_impl``,
+    ...) and no compiled call. Refused: everything else, among it subclasses
+    that override ``forward``, ``_conv_forward``, ``__call__``, ``_call_impl``,
+    ``__getattr__`` or ``__getattribute__``, or define a property.
 
     Parameters
     ----------
@@ -165,10 +277,8 @@ def convertible(module: Any) -> str | None:
     Returns
     -------
     str or None
-        None for a ``torch.nn.Conv1d``/``Conv2d``/``Conv3d`` (or a subclass that
-        overrides neither ``forward`` nor ``_conv_forward``) with initialised
-        floating-point weights, no forward hooks and no parametrisation; else
-        a sentence naming the reason.
+        None when ``module`` converts as a plain convolution; else a sentence
+        naming the reason.
 
     Examples
     --------
@@ -193,23 +303,21 @@ def convertible(module: Any) -> str | None:
             what = "a transposed convolution" if getattr(module, "transposed", False) else "not a Conv1d/2d/3d"
             return f"{name} is {what}: Theorem 1 is about convolutions (cross-correlations)"
         return f"{name} is not a torch.nn.Conv1d, Conv2d or Conv3d"
+    if isinstance(module.weight, nn.parameter.UninitializedParameter):
+        return f"{name} has uninitialised (lazy) weights; run the network once before converting it"
     if parametrize.is_parametrized(module):
         return (f"{name} has a parametrised weight (torch.nn.utils.parametrize): converting it "
                 "would freeze the parametrisation")
-    for method in _CONV_METHODS:
-        if getattr(type(module), method) is not getattr(base, method):
-            return (f"{name} overrides {method}: its output is not the convolution its weights "
-                    "and hyper-parameters describe")
-    if isinstance(module.weight, nn.parameter.UninitializedParameter):
-        return f"{name} has uninitialised (lazy) weights; run the network once before converting it"
-    if module._forward_hooks or module._forward_pre_hooks or getattr(module, "_forward_hooks_with_kwargs", None):
-        return f"{name} has forward hooks, which the converted module would not run"
+    reason = _customisation(module, base)
+    if reason is not None:
+        if reason.startswith("global"):
+            return f"{reason}: they would run on the converted module, which is not a convolution"
+        if "hooks" in reason:
+            return f"{reason}, which the converted module would not run"
+        return f"{reason}: its output is not the convolution its weights and hyper-parameters describe"
     if not module.weight.is_floating_point():
         return f"{name} has {module.weight.dtype} weights; a floating-point dtype is needed"
-    return None
-
-
-
+    return _conv_state(module)
 
 
 def from_torch(module: Any, *, alpha: float = math.inf, d_head: int | str | None = None,

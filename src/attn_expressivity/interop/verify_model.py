@@ -35,8 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._validation import as_alpha
-from ..errors import OptionalDependencyError, ParameterTypeError, ParameterValueError
-from .convert import convert_model
+from ..errors import (
+    InputMismatchError,
+    OptionalDependencyError,
+    ParameterTypeError,
+    ParameterValueError,
+)
+from .convert import _convert, _refusals
 from .torch import _require_torch
 
 __all__ = ["ModelVerifyReport", "model_from_factory", "verify_model"]
@@ -182,7 +187,7 @@ def _bar_factory(progress: bool | None) -> Any:
     return lambda total, desc: tqdm(total=total, desc=desc, leave=False)
 
 
-def _check_arguments(model: Any, x: Any, alpha: float, max_outputs: int) -> float:
+def _check_arguments(model: Any, x: Any, alpha: float, max_outputs: int, progress: Any) -> float:
     torch = _require_torch()
     if not isinstance(model, torch.nn.Module):
         raise ParameterTypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
@@ -191,13 +196,20 @@ def _check_arguments(model: Any, x: Any, alpha: float, max_outputs: int) -> floa
     if x.dtype not in (torch.float32, torch.float64):
         raise ParameterTypeError(
             f"`x` must be float32 or float64 (the bounds need m·u < 1), got {x.dtype}")
+    if x.is_meta:
+        raise ParameterValueError("`x` is on the meta device, which holds no values; give a real input")
     for name, p in list(model.named_parameters()) + list(model.named_buffers()):
         if p.is_floating_point() and p.dtype != x.dtype:
             raise ParameterTypeError(
                 f"the model's {name} is {p.dtype} but `x` is {x.dtype}; convert one of them "
                 f"(model.to({x.dtype}))")
+        if p.is_meta:
+            raise ParameterValueError(
+                f"the model's {name} is on the meta device, which holds no values; load its weights")
     if isinstance(max_outputs, bool) or not isinstance(max_outputs, int) or max_outputs < 0:
         raise ParameterValueError(f"`max_outputs` must be an int >= 0, got {max_outputs!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise ParameterTypeError(f"`progress` must be True, False or None, got {progress!r}")
     return as_alpha(alpha)
 
 
@@ -208,12 +220,13 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     Parameters
     ----------
     model : torch.nn.Module
-        Traceable by ``torch.fx.symbolic_trace``; in eval mode where BatchNorm
-        and Dropout are concerned (in training mode they get no rule and the
+        Traceable by ``torch.fx`` (every convolution is a leaf of the trace,
+        subclasses of ``Conv2d`` included); in eval mode where BatchNorm and
+        Dropout are concerned (in training mode they get no rule and the
         bound is unknown). Left unchanged: the runs use copies.
     x : Tensor
         The input, float32 or float64 like the model's parameters, on the
-        model's device.
+        model's device. Left unchanged: each network runs on a copy.
     alpha : float
         Inverse width of the heads, in ``[0, ∞]``.
     band : "auto", int or None, optional
@@ -228,14 +241,23 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     Returns
     -------
     ModelVerifyReport
+        ``"UNKNOWN"`` (never a PASS) where the bound cannot be trusted, each
+        reason in ``unknown``: a node no rule bounds; a value changed in place
+        after it was computed and then read where no node of the graph holds
+        what was read; a parameter or buffer changed by the forward pass; or
+        no convolution converted (nothing to check; ``notes`` says so).
 
     Raises
     ------
     ParameterTypeError
         A model that is not a ``torch.nn.Module``, an input that is not a
-        float32/float64 tensor, or parameters of another dtype.
+        float32/float64 tensor, parameters of another dtype, or a ``progress``
+        that is not a bool or None.
     ParameterValueError
-        A bad ``alpha``, ``band`` or ``max_outputs``.
+        A bad ``alpha``, ``band`` or ``max_outputs``; an input or parameters on
+        the meta device.
+    InputMismatchError
+        The model itself fails on ``x`` (a wrong channel count, size or device).
     OptionalDependencyError
         ``progress=True`` without tqdm.
 
@@ -249,52 +271,100 @@ def verify_model(model: Any, x: Any, *, alpha: float, band: int | str | None = "
     >>> report.status, report.max_abs_error <= report.bound
     ('PASS', True)
     """
-    alpha = _check_arguments(model, x, alpha, max_outputs)
+    alpha = _check_arguments(model, x, alpha, max_outputs, progress)
     torch = _require_torch()
     from . import network_passes as passes  # imports torch.fx
 
     bars = _bar_factory(progress)
     t0 = time.perf_counter()
-    original = copy.deepcopy(model)
-    if torch.fx.Tracer().is_leaf_module(original, ""):
-        original = torch.nn.Sequential(original)        # a lone torch.nn layer: trace it as a node
+    original, prefix = copy.deepcopy(model), ""
+    if passes.ConvLeafTracer().is_leaf_module(original, ""):
+        original, prefix = torch.nn.Sequential(original), "0"   # a lone torch.nn layer: one node
+    refused = _refusals(model, prefix)            # judged on the caller's modules, not on copies
     try:
-        gm = torch.fx.symbolic_trace(original)
+        gm = passes.trace(original)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means: no graph, no bound
-        return _untraceable(original, x, alpha, band, exc)
-    cgm, conversion = convert_model(gm, alpha=alpha, strict=False, band=band)
-    with torch.no_grad(), passes.sum_of_products_kernels():
-        rec_o, rec_c = passes.Recorder(gm), passes.Recorder(cgm)
-        rec_o.run(x)
-        rec_c.run(x)
+        return _untraceable(original, refused, x, alpha, band, exc)
+    cgm, conversion = _convert(gm, refused, alpha=alpha, route="separable", strict=False, band=band,
+                               memory_budget=None, d_head=None)
+    rec_o, rec_c, outs, changed = _run_both(gm, cgm, x)
     t1 = time.perf_counter()
     bar = bars(len(gm.graph.nodes), "coarse bound (node by node)")
     with torch.no_grad(), passes.sum_of_products_kernels():
         state = passes.coarse_pass(gm, cgm, rec_o.values, rec_c.values, bar)
     bar.close()
     t2 = time.perf_counter()
-    report = _report(gm, x, alpha, rec_o.values, rec_c.values, state, conversion)
+    state.unknown.extend(changed)
+    report = _report(gm, x, alpha, rec_o.values, outs, state, conversion)
     if report.bound_coarse is not None:
         outputs = [n.name for n in passes.output_nodes(gm) if torch.is_tensor(rec_o.values[n.name])]
         with passes.sum_of_products_kernels():
             fine, shares, note = passes.fine_pass(gm, rec_c.values, state, outputs, max_outputs, bars)
         if note:
             report.notes.append(note)
-        _settle(report, fine, shares)
+        report.bound_fine = fine
+        if fine is not None:
+            report.bound = min(report.bound, fine)
+        for row in report.layers:
+            row["fine_share"] = shares.get(row["node"]) if fine is not None else None
+    _settle(report, conversion)
     report.seconds = {"run": t1 - t0, "coarse": t2 - t1, "fine": time.perf_counter() - t2}
     return report
 
 
-def _report(gm: Any, x: Any, alpha: float, vo: dict, vc: dict, state: Any,
+def _run_both(gm: Any, cgm: Any, x: Any) -> tuple[Any, Any, tuple[list, list], list[dict]]:
+    """Both networks run on copies of ``x``, recorded: the recorders, their outputs, and what the
+    runs changed in place (values read after a change, parameters and buffers)."""
+    torch = _require_torch()
+    from . import network_passes as passes
+
+    rec_o, rec_c = passes.Recorder(gm), passes.Recorder(cgm)
+    before = passes.state_versions(gm), passes.state_versions(cgm)
+    with torch.no_grad(), passes.sum_of_products_kernels():
+        try:
+            out_o = rec_o.run(x.clone())
+        except Exception as exc:  # noqa: BLE001 - the caller's model refuses the caller's input
+            raise InputMismatchError(
+                f"the model fails on `x` of shape {tuple(x.shape)} ({x.dtype}, {x.device}): "
+                f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+        out_c = rec_c.run(x.clone())
+    changed: dict[str, dict[str, Any]] = {}
+    same = {key: h for key, h in rec_o.redirects.items() if h is not None and rec_c.redirects.get(key) == h}
+    passes.redirect([gm, cgm], same)        # the reads of values changed in place, each from its producer
+    for (reader, node) in set(rec_o.redirects) | set(rec_c.redirects):
+        if (reader, node) not in same:
+            who = "the output" if reader == "output" else reader
+            changed.setdefault(node, {
+                "node": node, "op": "in-place", "target": reader,
+                "reason": f"its value was changed in place after it was computed and before {who} "
+                          "read it, and no node of the graph holds what was read"})
+    for module, versions in zip((gm, cgm), before):
+        after = passes.state_versions(module)
+        for name in (n for n, v in versions.items() if after.get(n) != v):
+            changed.setdefault(name, {
+                "node": name, "op": "in-place", "target": name,
+                "reason": f"the forward pass changed {name} in place; the bounds read it afterwards"})
+    return rec_o, rec_c, (passes.output_tensors(out_o), passes.output_tensors(out_c)), list(changed.values())
+
+
+def _measure(outs: tuple[list, list]) -> tuple[float, float]:
+    """``max |converted − original|`` and ``max |original|`` over the outputs the networks returned."""
+    torch = _require_torch()
+    from . import network_passes as passes
+
+    measured = max((float((c.to(torch.float64) - a.to(torch.float64)).abs().max())
+                    for a, c in zip(*outs) if a.numel()), default=0.0)
+    return measured, max((passes.max_abs(a) for a in outs[0]), default=0.0)
+
+
+def _report(gm: Any, x: Any, alpha: float, vo: dict, outs: tuple[list, list], state: Any,
             conversion: Any) -> ModelVerifyReport:
     torch = _require_torch()
     from . import network_passes as passes
     from .network_rules import ASSUMPTIONS
 
     outputs = [n.name for n in passes.output_nodes(gm) if torch.is_tensor(vo[n.name])]
-    measured = max((float((vc[n].to(torch.float64) - vo[n].to(torch.float64)).abs().max())
-                    for n in outputs if vo[n].numel()), default=0.0)
-    scale = max((passes.max_abs(vo[n]) for n in outputs), default=0.0)
+    measured, scale = _measure(outs)
     coarse = [state.bound.get(n) for n in outputs]
     bound = None if state.unknown or any(e is None for e in coarse) else max(
         (passes.largest(e) for e in coarse), default=0.0)
@@ -306,14 +376,16 @@ def _report(gm: Any, x: Any, alpha: float, vo: dict, vc: dict, state: Any,
         assumptions=list(ASSUMPTIONS))
 
 
-def _settle(report: ModelVerifyReport, fine: float | None, shares: dict[str, float]) -> None:
-    """The bound (the smaller one), the layers' shares of the fine bound, and the status."""
-    report.bound_fine = fine
-    if fine is not None and report.bound is not None:
-        report.bound = min(report.bound, fine)
-    for row in report.layers:
-        row["fine_share"] = shares.get(row["node"]) if fine is not None else None
-    if report.bound is None:
+def _settle(report: ModelVerifyReport, conversion: Any) -> None:
+    """The status: PASS only with a bound, no violation, and some convolution converted and run."""
+    if not report.layers:
+        kept = len(conversion.skipped)
+        report.notes.append(
+            "nothing was converted: " + (f"the network's {kept} convolution(s) were kept "
+                                         "(see the reasons above)" if kept else
+                                         "the network has no convolution that ran as attention")
+            + "; there is no attention layer to check")
+    if report.bound is None or not report.layers:
         report.status = "UNKNOWN"
     elif report.max_abs_error <= report.bound and not report.violations:
         report.status = "PASS"
@@ -321,21 +393,26 @@ def _settle(report: ModelVerifyReport, fine: float | None, shares: dict[str, flo
         report.status = "FAIL"
 
 
-def _untraceable(original: Any, x: Any, alpha: float, band: Any, exc: Exception) -> ModelVerifyReport:
+def _untraceable(original: Any, refused: dict[str, str], x: Any, alpha: float, band: Any,
+                 exc: Exception) -> ModelVerifyReport:
     """No graph: the measured difference only, and the bound unknown."""
     torch = _require_torch()
     from . import network_passes as passes
 
-    converted, conversion = convert_model(original, alpha=alpha, strict=False, band=band)
+    converted, conversion = _convert(original, refused, alpha=alpha, route="separable", strict=False,
+                                     band=band, memory_budget=None, d_head=None)
     with torch.no_grad(), passes.sum_of_products_kernels():
-        outs = passes.output_tensors(original(x)), passes.output_tensors(converted(x))
-    measured = max((float((c.to(torch.float64) - a.to(torch.float64)).abs().max())
-                    for a, c in zip(*outs) if a.numel()), default=0.0)
+        try:
+            out_o = original(x.clone())
+        except Exception as err:  # noqa: BLE001 - the caller's model refuses the caller's input
+            raise InputMismatchError(f"the model fails on `x` of shape {tuple(x.shape)}: "
+                                     f"{type(err).__name__}: {err}".splitlines()[0]) from None
+        outs = passes.output_tensors(out_o), passes.output_tensors(converted(x.clone()))
+    measured, scale = _measure(outs)
     report = ModelVerifyReport(
         status="UNKNOWN", bound=None, bound_coarse=None, bound_fine=None, max_abs_error=measured,
-        max_abs_output=max((passes.max_abs(a) for a in outs[0]), default=0.0), alpha=alpha,
-        dtype=str(x.dtype).replace("torch.", ""), device=str(x.device), input_shape=list(x.shape),
-        skipped=conversion.skipped)
+        max_abs_output=scale, alpha=alpha, dtype=str(x.dtype).replace("torch.", ""),
+        device=str(x.device), input_shape=list(x.shape), skipped=conversion.skipped)
     report.unknown.append({"node": "<model>", "op": "trace", "target": type(original).__name__,
                            "reason": f"torch.fx.symbolic_trace cannot trace the model: "
                                      f"{type(exc).__name__}: {exc}".splitlines()[0]})
