@@ -55,8 +55,10 @@ terms that can be non-zero:
   ``|P̂| e`` and through a channel map as ``e |M|``.
 
 The bound itself is computed in float64 from non-negative terms, each
-rounded at most ``N`` times, and raised by ``(1 + 2^-40)`` plus ``N`` units of
-float64's smallest subnormal, which covers that rounding. The traced paths
+rounded at most ``N`` times, and raised by :func:`safety_factor` ``(N)``
+``= fl(1 + 2γ_{N+2})`` plus ``N`` units of float64's smallest subnormal, which
+covers that rounding and the raising's own, however large ``N`` (the inner
+lengths are not limited). The traced paths
 hold every intermediate array of the image at once: they are meant for the
 instances a sharp verdict is wanted on (:func:`attn_expressivity.verify`
 chooses them below a size threshold).
@@ -74,9 +76,7 @@ from .bands import contract
 from .positional import head_tables, head_weights, query_chunks
 from .weights import AttentionWeights
 
-__all__ = ["error_tables", "trace_positional", "trace_separable"]
-
-_SAFETY = 1.0 + 2.0**-40
+__all__ = ["error_tables", "safety_factor", "trace_positional", "trace_separable"]
 
 
 def _model(dtype: np.dtype) -> tuple[float, float]:
@@ -229,6 +229,24 @@ def _dekker(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np
 
 def _gamma64(n: int) -> float:
     return _gamma(n, 2.0**-53)
+
+
+def safety_factor(n_ops: int) -> float:
+    """``fl(1 + 2 γ_{n_ops+2})`` at float64's ``u``: raises a float64 value ``ŷ`` above the exact ``y``.
+
+    When ``ŷ`` was computed from non-negative terms with at most ``n_ops``
+    roundings on any path (normal range), ``ŷ >= (1 − u)^{n_ops} y``. The factor
+    is at least ``1 + γ_{n_ops+2}`` (``2γ >= 6u`` survives the rounding of
+    ``1 + 2γ``) and the product ``fl(ŷ · factor)`` loses one more ``(1 − u)``, so
+    ``fl(ŷ · factor) >= y (1 − u)^{n_ops+1} / (1 − (n_ops + 2) u) >= y``.
+    Underflows are covered apart (one subnormal per rounding).
+
+    Examples
+    --------
+    >>> safety_factor(10) > 1 + 12 * 2.0**-53, safety_factor(10**6) > 1 + 10**6 * 2.0**-53
+    (True, True)
+    """
+    return 1.0 + 2.0 * _gamma64(int(n_ops) + 2)
 
 
 def _local(t: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -412,12 +430,12 @@ def _finish(out: np.ndarray, err: tuple, bias: np.ndarray, u: float,
     The bound part and the sizes were summed in float64 from non-negative
     terms with at most ``n_ops`` roundings per element: each loses at most a
     relative ``2^-53`` or, below the normal range, half a subnormal, which
-    ``(1 + 2^-40)`` and ``n_ops`` subnormals cover (the signed part's own
+    :func:`safety_factor` and ``n_ops`` subnormals cover (the signed part's own
     rounding is :func:`_collapse`'s ``γ`` term).
     """
     total = out + bias
     err = _plus(err, _local(*_add_error(out, np.broadcast_to(bias, out.shape), total)))
-    return total, _collapse(err, n_ops) * _SAFETY + n_ops * 5e-324
+    return total, _collapse(err, n_ops) * safety_factor(n_ops) + n_ops * 5e-324
 
 
 def trace_positional(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int, ...],
