@@ -16,7 +16,7 @@ from attn_expressivity import (
     verify,
 )
 from attn_expressivity.bounds.error import error_bound
-from attn_expressivity.verify import check_layer
+from attn_expressivity.verify import SHARP_WORK, check_layer, sharp_work
 
 
 # content terms -------------------------------------------------------------------------------
@@ -138,3 +138,41 @@ def test_the_safety_factor_follows_the_inner_length(monkeypatch):
     report = check_layer(layer, rng.standard_normal((2, 2, 10_000)))
     assert report.method == "elementwise" and report.holds
     assert seen and max(seen) >= 10_000
+
+
+# memory of the element-by-element check ----------------------------------------------------
+@pytest.mark.parametrize(("k", "d", "side"), [(1, 256, 12), (3, 64, 16)])
+def test_elementwise_check_within_the_memory_budget(k, d, side):
+    """1x1, 256 -> 256 on 12x12 is element by element (below SHARP_WORK) and its traced
+    products (rows x d_in x d_out, a dozen temporaries) peaked at 628 MiB whatever the budget.
+    They are formed in blocks within memory_budget now; beyond it the traced path keeps the
+    error triples of its partial sums, O(n) arrays (docs/performance.md)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    budget = 2**22
+    layer = conv_to_mhsa(rng.standard_normal((k, k, d, d)), alpha=30.0, memory_budget=budget)
+    x = rng.standard_normal((side, side, d))
+    assert sharp_work(layer, x, "separable") <= SHARP_WORK or k == 3    # the default for 1x1
+    check_layer(layer, x[:3, :3])
+    tracemalloc.start()
+    report = check_layer(layer, x, sharp=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert report.method == "elementwise" and report.holds
+    array = 8 * (side + k - 1) ** 2 * d                 # n · max(d_in, d_out) float64 numbers
+    assert peak <= budget + (24 + 2 * layer.n_heads) * array, (peak, budget, array)
+
+
+@pytest.mark.parametrize("path", ["separable", "dense"])
+def test_blocks_of_the_traced_products_change_nothing_but_memory(path):
+    """The traced output is summed in the same order whatever the blocks: one row and one
+    column at a time (budget 1 byte) gives the output of one block, and a bound that holds."""
+    from attn_expressivity.bounds.elementwise import sharp_check
+
+    rng = np.random.default_rng(2)
+    w, x = rng.standard_normal((3, 3, 3, 4)), rng.standard_normal((5, 6, 3))
+    whole = sharp_check(conv_to_mhsa(w, alpha=20.0), x, path=path)
+    tiny = sharp_check(conv_to_mhsa(w, alpha=20.0, memory_budget=1), x, path=path)
+    np.testing.assert_array_equal(tiny.output, whole.output)
+    assert np.all(tiny.error_upper <= tiny.bound) and np.all(whole.error_upper <= whole.bound)
