@@ -176,3 +176,18 @@ def test_blocks_of_the_traced_products_change_nothing_but_memory(path):
     tiny = sharp_check(conv_to_mhsa(w, alpha=20.0, memory_budget=1), x, path=path)
     np.testing.assert_array_equal(tiny.output, whole.output)
     assert np.all(tiny.error_upper <= tiny.bound) and np.all(whole.error_upper <= whole.bound)
+
+
+def test_a_production_path_without_a_rounding_bound_is_reported_as_unchecked():
+    """float16 dense over 1296 keys: the traced path has its bound, the production path has
+    none (its row sums' error bound is not below 1/2). The report says layer(x) was not
+    bounded, in the summary and the JSON, rather than raising or claiming it was."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((3, 3, 2, 2)).astype(np.float16)
+    x = rng.standard_normal((34, 34, 2)).astype(np.float16)
+    report = check_layer(conv_to_mhsa(w, alpha=9.0), x, path="dense")
+    assert report.method == "elementwise" and report.holds
+    assert report.production_error is None and "no rounding bound of the dense path" in report.production_note
+    summary = report.summary()
+    assert "layer(x)            not bounded" in summary and "the traced path only" in summary.splitlines()[-1]
+    assert report.to_dict()["production_note"] == report.production_note
