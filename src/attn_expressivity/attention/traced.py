@@ -55,11 +55,16 @@ terms that can be non-zero:
   ``|P̂| e`` and through a channel map as ``e |M|``.
 
 The bound itself is computed in float64 from non-negative terms, each
-rounded at most ``N`` times, and raised by ``(1 + 2^-40)`` plus ``N`` units of
-float64's smallest subnormal, which covers that rounding. The traced paths
-hold every intermediate array of the image at once: they are meant for the
-instances a sharp verdict is wanted on (:func:`attn_expressivity.verify`
-chooses them below a size threshold).
+rounded at most ``N`` times, and raised by :func:`safety_factor` ``(N)``
+``= fl(1 + 2γ_{N+2})`` plus ``N`` units of float64's smallest subnormal, which
+covers that rounding and the raising's own, however large ``N`` (the inner
+lengths are not limited). The traced paths
+form their channel products (``rows × k × c`` entries, with a dozen
+temporaries) in blocks within the layer's ``memory_budget`` and the dense
+path's weights in query chunks within it, but keep the error triples of every
+partial sum, ``O(n)`` arrays per head group: they are meant for the instances a
+sharp verdict is wanted on (:func:`attn_expressivity.verify` chooses them
+below a size threshold).
 """
 
 from __future__ import annotations
@@ -74,9 +79,7 @@ from .bands import contract
 from .positional import head_tables, head_weights, query_chunks
 from .weights import AttentionWeights
 
-__all__ = ["error_tables", "trace_positional", "trace_separable"]
-
-_SAFETY = 1.0 + 2.0**-40
+__all__ = ["error_tables", "safety_factor", "trace_positional", "trace_separable"]
 
 
 def _model(dtype: np.dtype) -> tuple[float, float]:
@@ -231,6 +234,24 @@ def _gamma64(n: int) -> float:
     return _gamma(n, 2.0**-53)
 
 
+def safety_factor(n_ops: int) -> float:
+    """``fl(1 + 2 γ_{n_ops+2})`` at float64's ``u``: raises a float64 value ``ŷ`` above the exact ``y``.
+
+    When ``ŷ`` was computed from non-negative terms with at most ``n_ops``
+    roundings on any path (normal range), ``ŷ >= (1 − u)^{n_ops} y``. The factor
+    is at least ``1 + γ_{n_ops+2}`` (``2γ >= 6u`` survives the rounding of
+    ``1 + 2γ``) and the product ``fl(ŷ · factor)`` loses one more ``(1 − u)``, so
+    ``fl(ŷ · factor) >= y (1 − u)^{n_ops+1} / (1 − (n_ops + 2) u) >= y``.
+    Underflows are covered apart (one subnormal per rounding).
+
+    Examples
+    --------
+    >>> safety_factor(10) > 1 + 12 * 2.0**-53, safety_factor(10**6) > 1 + 10**6 * 2.0**-53
+    (True, True)
+    """
+    return 1.0 + 2.0 * _gamma64(int(n_ops) + 2)
+
+
 def _local(t: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The error triple of one operation: exact signed error ``t``, its size, and the bound ``f`` of the rest."""
     return t, np.abs(t), f
@@ -269,8 +290,44 @@ def _tree(v: np.ndarray, err: tuple) -> tuple[np.ndarray, tuple]:
     return v[:, 0], tuple(x[:, 0] for x in err)
 
 
-def _product_sum(z: np.ndarray, ez: np.ndarray, m: np.ndarray, u: float,
-                 eta: float) -> tuple[np.ndarray, tuple]:
+#: Arrays of the products' shape ``(rows, k, c)`` (8 bytes an entry) that :func:`_product_block`
+#: holds at once, at most: the products, their exact errors and the temporaries of Dekker's
+#: TwoProduct, the triples and TwoSum's temporaries of the first level of the pairwise sum.
+_PRODUCT_SCRATCH = 16
+
+
+def _product_sum(z: np.ndarray, ez, m: np.ndarray, u: float, eta: float,
+                 budget: int) -> tuple[np.ndarray, tuple]:
+    """:func:`_product_block` on blocks of rows and columns whose scratch fits ``budget`` bytes.
+
+    Every output element is summed over the same inner index in the same order
+    whatever the blocks, so the value and its error triple are those of one
+    block; only the memory changes (``_PRODUCT_SCRATCH`` arrays of
+    ``rows × k × c`` entries would be held at once).
+    """
+    rows, k = z.shape
+    c = m.shape[1]
+    per_entry = 8 * _PRODUCT_SCRATCH * max(k, 1)
+    cols = max(1, min(c, budget // per_entry))
+    step = max(1, budget // (per_entry * cols))
+    if step >= rows and cols >= c:
+        return _product_block(z, ez, m, u, eta)
+    value = np.empty((rows, c), dtype=np.result_type(z, m))
+    out = tuple(np.empty((rows, c)) for _ in range(3))
+    for r0 in range(0, rows, step):
+        sl = slice(r0, r0 + step)
+        ez_rows = tuple(x[sl] for x in ez) if isinstance(ez, tuple) else ez[sl]
+        for c0 in range(0, c, cols):
+            cl = slice(c0, c0 + cols)
+            v, triple = _product_block(z[sl], ez_rows, m[:, cl], u, eta)
+            value[sl, cl] = v
+            for part, piece in zip(out, triple):
+                part[sl, cl] = piece
+    return value, out
+
+
+def _product_block(z: np.ndarray, ez, m: np.ndarray, u: float,
+                   eta: float) -> tuple[np.ndarray, tuple]:
     """``z M`` summed pairwise over the inner index, and its error triple (``z``: ``(rows, k)``, ``M``: ``(k, c)``).
 
     Each product's rounding error (:func:`_mul_error`: exact where an
@@ -321,10 +378,10 @@ class _Pairwise:
 
 
 def _channel(cm, z: np.ndarray, ez: np.ndarray, u: float, eta: float,
-             n_ops: int) -> tuple[np.ndarray, tuple]:
+             n_ops: int, budget: int) -> tuple[np.ndarray, tuple]:
     """``z W_val W_out`` as the head's channel map says, with its error triple."""
     if cm.matrix is not None:
-        value, (c, a, e) = _product_sum(z, ez, cm.matrix, u, eta)
+        value, (c, a, e) = _product_sum(z, ez, cm.matrix, u, eta, budget)
         if not cm.exact:          # M = fl(W_val W_out): its own rounding, |z| |M − W_val W_out|
             w_val, w_out = cm.formed
             k = w_val.shape[1]
@@ -332,8 +389,8 @@ def _channel(cm, z: np.ndarray, ez: np.ndarray, u: float, eta: float,
             e = e + np.abs(z).astype(np.float64) @ phi
         return value, (c, a, e)
     w_val, w_out = cm.factors
-    inner, e_inner = _product_sum(z, ez, w_val, u, eta)
-    return _product_sum(inner, _collapse(e_inner, n_ops), w_out, u, eta)
+    inner, e_inner = _product_sum(z, ez, w_val, u, eta, budget)
+    return _product_sum(inner, _collapse(e_inner, n_ops), w_out, u, eta, budget)
 
 
 def trace_separable(layer: AttentionWeights, x: np.ndarray, queries: tuple[np.ndarray, ...],
@@ -367,7 +424,8 @@ def trace_separable(layer: AttentionWeights, x: np.ndarray, queries: tuple[np.nd
     groups: dict[tuple, _Pairwise] = {}
     for h in range(H):                                                 # stage 2: channel maps
         g = tuple(keys[h][1:])
-        groups.setdefault(g, _Pairwise()).add(*_channel(maps[h], *zs[keys[h][0]], ur, eta, ops))
+        groups.setdefault(g, _Pairwise()).add(*_channel(maps[h], *zs[keys[h][0]], ur, eta, ops,
+                                                        layer.memory_budget))
     shape = (B, m0) + spatial[1:] + (d_out,)
     partial = {}
     for g, acc in groups.items():
@@ -412,12 +470,12 @@ def _finish(out: np.ndarray, err: tuple, bias: np.ndarray, u: float,
     The bound part and the sizes were summed in float64 from non-negative
     terms with at most ``n_ops`` roundings per element: each loses at most a
     relative ``2^-53`` or, below the normal range, half a subnormal, which
-    ``(1 + 2^-40)`` and ``n_ops`` subnormals cover (the signed part's own
+    :func:`safety_factor` and ``n_ops`` subnormals cover (the signed part's own
     rounding is :func:`_collapse`'s ``γ`` term).
     """
     total = out + bias
     err = _plus(err, _local(*_add_error(out, np.broadcast_to(bias, out.shape), total)))
-    return total, _collapse(err, n_ops) * _SAFETY + n_ops * 5e-324
+    return total, _collapse(err, n_ops) * safety_factor(n_ops) + n_ops * 5e-324
 
 
 def trace_positional(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int, ...],
@@ -437,7 +495,7 @@ def trace_positional(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int,
     for h in range(layer.n_heads):
         w_val = layer.w_val[h].astype(dtype)
         flat = x.reshape(B * n, -1)
-        val, e_val = _product_sum(flat, np.zeros(flat.shape), w_val, ur, eta)
+        val, e_val = _product_sum(flat, np.zeros(flat.shape), w_val, ur, eta, layer.memory_budget)
         e_val = _collapse(e_val, ops)
         v = np.empty((n, B * dh + 1), dtype=dtype)
         v[:, :-1] = val.reshape(B, n, dh).transpose(1, 0, 2).reshape(n, B * dh)
@@ -448,12 +506,14 @@ def trace_positional(layer: AttentionWeights, x: np.ndarray, spatial: tuple[int,
         out_h = np.empty((n_q, B, d_out), dtype=dtype)
         err_h = tuple(np.empty((n_q, B, d_out)) for _ in range(3))
         tables = head_tables(layer, spatial, queries, axis, dtype, h)
-        for start, coords in query_chunks(queries, max(1, 2**22 // max(n, 1))):
+        # a chunk's weights s, |s|, the off-target copy and their temporaries: about 8 arrays of
+        # n × m float64 numbers within the budget
+        for start, coords in query_chunks(queries, max(1, layer.memory_budget // (64 * max(n, 1)))):
             m = coords.shape[1]
             s = head_weights(layer, spatial, coords, axis, dtype, h, tables, queries)   # (n, m)
             mixed, e_mixed = _key_sum(s, v, ev, u, eta, ops)
             o, eo = _product_sum(mixed.reshape(m * B, dh), tuple(x.reshape(m * B, dh) for x in e_mixed),
-                                 w_out, ur, eta)
+                                 w_out, ur, eta, layer.memory_budget)
             out_h[start:start + m] = o.reshape(m, B, d_out)
             for part, piece in zip(err_h, eo):
                 part[start:start + m] = piece.reshape(m, B, d_out)

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..attention.axes import AxisTable
 from ..attention.bands import contract
-from ..attention.traced import trace_positional, trace_separable
+from ..attention.traced import safety_factor, trace_positional, trace_separable
 from ..convolution.accurate import conv_accurate
 from ..convolution.reference import conv
 from ..convolution.slices import kernel_slices
@@ -52,7 +52,6 @@ from .tables import HeadAxes, head_axes, structural_issues, theory_budgets
 __all__ = ["SharpResult", "abs_contract", "channel_abs", "residual_bounds", "sharp_check"]
 
 _U64 = 2.0**-53
-_SAFETY = 1.0 + 2.0**-40
 
 
 class SharpResult(NamedTuple):
@@ -181,7 +180,7 @@ def failing_heads(layer: Any, heads: list[HeadAxes], dtype: np.dtype, path: str,
         for b in reversed(per_axis):
             ell += b * grow
             grow *= 1 + b
-        out[h] = ell * (1 + 2.0**-40)
+        out[h] = ell * safety_factor(3 * len(per_axis) + 2)
     return out
 
 
@@ -280,15 +279,16 @@ def sharp_check(layer: Any, x: np.ndarray, *, path: str) -> SharpResult:
         # product, the sum over heads, the tables' own relative u and, on the dense path,
         # the products' ρ and the row sums (2 γ_D of the off-target mass)
         widest = max(t.width for ha in heads for t in ha.signed)
-        kappa = gamma(_kappa_terms(heads, widest, mhsa), _U64) + 4 * gamma(nd + 1, unit_roundoff(dtype)) * (path == "dense")
-        leak = (np.abs(signed) + kappa * magnitude).reshape(out_shape) * _SAFETY
+        n_leak = _kappa_terms(heads, widest, mhsa)
+        kappa = gamma(n_leak, _U64) + 4 * gamma(nd + 1, unit_roundoff(dtype)) * (path == "dense")
+        leak = (np.abs(signed) + kappa * magnitude).reshape(out_shape) * safety_factor(n_leak + 4)
     residuals, excess = residual_bounds(layer, dtype)
     fact = np.zeros(out_shape)
     for ha, res in zip(heads, residuals):
         if np.any(res):
             tabs = [_one_hot(ha.targets[j], padded[j]) for j in range(nd)]
             fact += (abs_contract(ax, tabs) @ res).reshape(out_shape)
-    fact *= _SAFETY
+    fact *= safety_factor(cfg.d_in + mhsa.n_heads + 2)      # a product of length d_in, a sum over heads
     error, upper, reference, accurate = _compare(layer, x, out)
     bound = rounding + leak + fact + reference
     return SharpResult(out, error, upper, bound, rounding, leak, fact, reference, heads, excess, accurate,
@@ -323,6 +323,6 @@ def _compare(layer: Any, x: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np
     mag = conv(np.abs(x64), np.abs(w64), None if b64 is None else np.abs(b64), **opts)
     m = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
     u, eta = _U64, underflow_unit(np.float64)
-    ref_err = (gamma(m, u) * mag * (1 + 2 * gamma(m, u)) + 2 * m * eta) * _SAFETY
+    ref_err = (gamma(m, u) * mag * (1 + 2 * gamma(m, u)) + 2 * m * eta) * safety_factor(8)
     error = np.abs(a - ref)
     return error, error * (1 + 2 * u) + 5e-324, ref_err, False

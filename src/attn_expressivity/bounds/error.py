@@ -26,7 +26,11 @@ the size of a convolution. For output channel ``o``:
 * **factorisation**: ``Σ_h X |W_Δh − W_val^(h) W_out^(h)|``, zero for the exact
   identity split;
 * **reference**: the reference convolution's own rounding, an inner product of
-  length ``m_c = prod(K) d_in / groups + 1``: ``γ_{m_c} (Σ_taps X |W_tap| + |b|) + m_c η``.
+  length ``m_c = prod(K) d_in / groups + 1``: ``γ_{m_c} (Σ_taps X |W_tap| + |b|) + m_c η``,
+  with ``u`` and ``η`` of the reference's type: the inputs' type by default, or
+  float64 for a reference computed from the inputs promoted to float64 (exact),
+  which :func:`attn_expressivity.verify` compares with, so that a float16
+  instance with ``m_c u >= 1`` still has a verdict.
 
 A check passes when ``|layer(x) − conv(x)|``, computed in float64 and rounded
 up, is within the bound of its channel, every head is Lemma 2's up to the
@@ -43,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from ..attention.traced import error_tables
+from ..attention.traced import error_tables, safety_factor
 from ..convolution.slices import kernel_slices
 from ..errors import ParameterValueError
 from ..theorem.construction import ConvAttention
@@ -82,16 +86,16 @@ def _separable_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[
         err_in = l0 * x_max + 3 * w0 * eta
         mag = (mag_in @ w_val_abs) @ w_out_abs * (1 + 4 * gamma(d_in + dh, _U64))
         err = (err_in @ w_val_abs) @ w_out_abs * (1 + 4 * gamma(d_in + dh, _U64))
-        err += (gamma(m2, u) + gamma(dh, u)) * mag + 2 * m2 * eta
+        err += (_layer_gamma(m2, u, dtype, "channel products") + _layer_gamma(dh, u, dtype, "output products")) * mag + 2 * m2 * eta
         for table in ha.tables[1:]:
             s, lam, w = _axis_factors(table, u, spread)
             err = s * err + lam * mag + 3 * w * eta
             mag = s * mag
         total_mag += mag
         total_err += err
-    acc = gamma(H + len(heads[0].tables) + 1, u) * (total_mag + total_err)
+    acc = _layer_gamma(H + len(heads[0].tables) + 1, u, dtype, "sums over heads") * (total_mag + total_err)
     bias = np.abs(mhsa.b_out.astype(np.float64, copy=False))
-    return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * (1 + 2.0**-40)
+    return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * safety_factor(_n_ops(mhsa))
 
 
 def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.ndarray],
@@ -105,7 +109,7 @@ def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.n
     total_err = np.zeros(mhsa.d_out)
     for ha, (w_val_abs, w_out_abs) in zip(heads, amag):
         mag_v = x_max @ w_val_abs * (1 + 2 * gamma(d_in, _U64))
-        err_v = gamma(d_in, u) * mag_v + d_in * eta
+        err_v = _layer_gamma(d_in, u, dtype, "value products") * mag_v + d_in * eta
         # the weights ŝ = fl(Π E_i) of a query sum to at most Π_i z_i (row sums) and, apart
         # from the key where every factor is its row's largest, to Π_i z_i − Π_i top_i <=
         # Σ_i o_i Π_{j<i} z_j, o_i the row sum without its largest entry (no cancellation)
@@ -135,19 +139,37 @@ def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.n
         mag_m = mag_v * (1 + 4 * e_den) * (1 + u)
         e_m = u * mag_m + eta + (e_num + mag_m * e_den) / (1 - e_den)
         mag = mag_m @ w_out_abs * (1 + 2 * gamma(dh, _U64))
-        err = e_m @ w_out_abs * (1 + 2 * gamma(dh, _U64)) + gamma(dh, u) * mag + 2 * dh * eta
+        err = e_m @ w_out_abs * (1 + 2 * gamma(dh, _U64)) + _layer_gamma(dh, u, dtype, "output products") * mag + 2 * dh * eta
         total_mag += mag
         total_err += err
-    acc = gamma(H + 1, u) * (total_mag + total_err)
+    acc = _layer_gamma(H + 1, u, dtype, "sums over heads") * (total_mag + total_err)
     bias = np.abs(mhsa.b_out.astype(np.float64, copy=False))
-    return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * (1 + 2.0**-40)
+    return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * safety_factor(_n_ops(mhsa))
+
+
+def _n_ops(mhsa: Any) -> int:
+    """Float64 roundings on any path of a per-channel bound: the products of length ``d_in`` and
+    ``d_head`` not raised by their own ``γ``, the sums over heads, a few per axis and stage."""
+    return mhsa.d_in + mhsa.d_head + mhsa.n_heads + 8 * mhsa.ndim + 64
+
+
+def _layer_gamma(m: int, u: float, dtype: np.dtype, what: str) -> float:
+    """``γ_m`` of one of the layer's own stages; a refusal that says what to change where none exists."""
+    if m * u >= 1:
+        raise ParameterValueError(
+            f"no rounding bound of the layer's {what} exists in {np.dtype(dtype).name}: inner length "
+            f"m = {m}, m·u = {m * u:.4g} >= 1; use a wider float type for the weights and the input, "
+            f"fewer channels, or the element-by-element check (sharp=True), which follows the "
+            f"roundings that occurred")
+    return gamma(m, u)
 
 
 def _gamma_or_inf(m: int, u: float) -> float:
     return gamma(m, u) if m * u < 1 else math.inf
 
 
-def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> dict[str, Any]:
+def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",
+                reference_dtype: Any = None) -> dict[str, Any]:
     """The a-priori bound on ``|layer(x, path=path) − conv(x)|`` per output channel (module docstring).
 
     Parameters
@@ -159,6 +181,11 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     path : {"auto", "dense", "separable"}, optional
         The attention path whose rounding is bounded, resolved as
         :meth:`attn_expressivity.MultiHeadSelfAttention.select_path` does.
+    reference_dtype : dtype, optional
+        The type the reference convolution is computed in: None (default) the
+        result type of ``x``, the kernel and the bias, as :func:`attn_expressivity.conv`
+        computes it on them; ``numpy.float64`` for the reference on the inputs
+        promoted to float64.
 
     Returns
     -------
@@ -173,7 +200,10 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
     Raises
     ------
     ParameterValueError, NotSeparableError
-        As for :meth:`attn_expressivity.MultiHeadSelfAttention.select_path`.
+        As for :meth:`attn_expressivity.MultiHeadSelfAttention.select_path`;
+        ``ParameterValueError`` also when no rounding bound of the form
+        ``γ_m`` exists in the layer's or the reference's type (``m u >= 1``:
+        float16 with many input channels), the message saying what to change.
     UnsupportedConfigurationError
         A layer with content terms or scores that do not split over the axes.
 
@@ -226,9 +256,10 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto") -> d
         leak += ell * a
     residuals, excess = residual_bounds(layer, dtype)
     fact = sum((x_max @ r for r in residuals if np.any(r)), np.zeros(cfg.d_out))
-    reference = _reference_rounding(layer, x_max, np.result_type(x, layer.kernel,
-                                                                 *([] if layer.bias is None else [layer.bias])))
-    per_channel = (rounding + leak + fact + reference) * (1 + 2.0**-40)
+    if reference_dtype is None:
+        reference_dtype = np.result_type(x, layer.kernel, *([] if layer.bias is None else [layer.bias]))
+    reference = _reference_rounding(layer, x_max, np.dtype(reference_dtype))
+    per_channel = (rounding + leak + fact + reference) * safety_factor(_n_ops(mhsa))
     return {"bound": float(per_channel.max()) if per_channel.size else 0.0, "per_channel": per_channel,
             "terms_per_channel": {"rounding": rounding, "leak": leak, "factorisation": fact,
                                   "reference": reference},
@@ -247,4 +278,9 @@ def _reference_rounding(layer: ConvAttention, x_max: np.ndarray, dtype: np.dtype
     if layer.bias is not None:
         mag = mag + np.abs(layer.bias.astype(np.float64, copy=False))
     m = math.prod(cfg.kernel_size) * (cfg.d_in // cfg.groups) + 1
+    if m * u >= 1:
+        raise ParameterValueError(
+            f"no rounding bound of the {np.dtype(dtype).name} reference convolution exists: its inner "
+            f"products have m = {m} terms and m·u = {m * u:.4g} >= 1; compare with a reference "
+            f"computed in float64 (error_bound(..., reference_dtype=numpy.float64), as verify does)")
     return gamma(m, u) * mag * (1 + 2 * _U64) + 2 * m * eta

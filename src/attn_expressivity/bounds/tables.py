@@ -130,8 +130,9 @@ def head_axes(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, .
     coef = None if mhsa.has_content_terms else mhsa.axis_coefficients()
     if coef is None:
         raise UnsupportedConfigurationError(
-            "the bound needs scores that are sums of per-axis functions of the offset and no "
-            "content terms, as conv_to_mhsa builds; this layer has neither")
+            f"no bound for this layer: {mhsa._not_separable_reason()}; the bound needs a layer "
+            f"without content terms whose scores are sums of per-axis functions of the offset, "
+            f"as conv_to_mhsa builds")
     a, b = coef
     normalised = path == "separable"
     D = len(spatial)
