@@ -25,10 +25,11 @@ same for a layer you built or edited yourself. Two ways to bound, one verdict:
   maxima (:func:`attn_expressivity.bounds.error.error_bound`), at the cost of
   a few maxima.
 
-Either way the reference convolution runs in float64 on the kernel, bias and
-input promoted exactly, so its own rounding is float64's whatever the layer's
-type (a float16 reference has no rounding bound of the form ``γ_m`` once
-``m u >= 1``).
+Either way the reference convolution runs in the type of the kernel, bias and
+input together, float16 promoted exactly to float64 (a float16 reference has no
+rounding bound of the form ``γ_m`` once ``m u >= 1``); float32 stays float32,
+whose ``γ_m`` exists for any inner length a layer can have here, at a third of
+float64's cost.
 
 ``holds`` needs the error within the bound at every element, every head to be
 Lemma 2's up to the rounding of its stored vector, its computed weights to
@@ -211,7 +212,7 @@ class VerifyReport:
     production_error, production_bound, production_worst_ratio : float or None
         With ``method="elementwise"``: ``max |layer(x) − conv(x)|`` of the
         production path (the one ``layer(x, path=path)`` runs, against the
-        float64 reference), the largest of its per-channel bounds
+        plain reference), the largest of its per-channel bounds
         (:func:`attn_expressivity.bounds.error.error_bound`) and the largest
         error/bound over the channels. None with ``method="per-channel"``, whose
         main figures are already those of ``layer(x)``.
@@ -289,7 +290,7 @@ class VerifyReport:
         c = self.config
         fmt = lambda v: "n/a" if v is None else f"{v:.3e}"  # noqa: E731
         sharp = self.method == "elementwise"
-        against = "compensated reference" if sharp else "float64 reference"
+        against = "compensated reference" if sharp else "plain reference"
         lines = [
             f"Theorem 1 check: {c['ndim']}-D convolution, kernel {tuple(c['kernel_size'])}, "
             f"{c['in_channels']} -> {c['out_channels']} channels, image {tuple(c['image_shape'])}",
@@ -309,7 +310,7 @@ class VerifyReport:
             lines.append(f"  layer(x)            not bounded: {self.production_note}")
         elif sharp:
             lines.append(f"  layer(x)            max |layer(x) - conv| {fmt(self.production_error)} "
-                         f"(production {self.path} path, float64 reference), per-channel bound "
+                         f"(production {self.path} path, plain reference), per-channel bound "
                          f"{fmt(self.production_bound)}, largest error/bound {self.production_worst_ratio:.3g}")
         if self.certificate is not None:
             lines.append("  " + self.certificate.summary().replace("\n", "\n  "))
@@ -450,27 +451,35 @@ def _check(layer: ConvAttention, x: np.ndarray, path: str, certificate: Certific
 
 def _production(layer: ConvAttention, x: np.ndarray,
                 path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any], dict[str, float]]:
-    """``layer(x, path=path)`` against the float64 reference: output, ``|error|``, per-channel bound, terms, seconds.
+    """``layer(x, path=path)`` against the plain reference: output, ``|error|``, per-channel bound, terms, seconds.
 
-    The reference convolution runs on the kernel, bias and input promoted to
-    float64 (exactly), so its own rounding is float64's whatever the layer's type.
+    The reference convolution runs in the common type of the kernel, bias and
+    input, float16 promoted exactly to float64 (:func:`_reference_dtype`).
     """
     cfg = layer.config
     t1 = time.perf_counter()
     got = layer(x, path=path)
     t2 = time.perf_counter()
-    want = conv(x.astype(np.float64, copy=False), layer.kernel.astype(np.float64, copy=False),
-                None if layer.bias is None else layer.bias.astype(np.float64, copy=False),
+    rt = _reference_dtype(layer, x)
+    want = conv(x.astype(rt, copy=False), layer.kernel.astype(rt, copy=False),
+                None if layer.bias is None else layer.bias.astype(rt, copy=False),
                 stride=cfg.stride, padding=cfg.padding, dilation=cfg.dilation, groups=cfg.groups,
                 padding_mode=cfg.padding_mode)
     t3 = time.perf_counter()
     if got.shape != want.shape:  # pragma: no cover - would be a construction bug
         raise ShapeError(f"internal: attention output {got.shape} != convolution output {want.shape}")
-    fast = error_bound(layer, x, path=path, reference_dtype=np.float64)
+    fast = error_bound(layer, x, path=path, reference_dtype=rt)
     t4 = time.perf_counter()
-    err = np.abs(got.astype(np.float64, copy=False) - want)
+    err = np.abs(got.astype(np.float64, copy=False) - want.astype(np.float64, copy=False))
     bound = np.asarray(fast["per_channel"], dtype=np.float64)
     return got, err, bound, fast, {"attention": t2 - t1, "conv": t3 - t2, "bound": t4 - t3}
+
+
+def _reference_dtype(layer: ConvAttention, x: np.ndarray) -> np.dtype:
+    """The type the plain reference runs in: the inputs' common type, float16 raised to float64."""
+    parts = [x, layer.kernel] + ([] if layer.bias is None else [layer.bias])
+    common = np.result_type(*parts)
+    return np.dtype(np.float64) if common.itemsize < 4 else common
 
 
 def _channel_verdict(err: np.ndarray, bound: np.ndarray) -> tuple[int, float]:
