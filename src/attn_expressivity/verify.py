@@ -46,6 +46,7 @@ from .convolution.config import check_image
 from .convolution.reference import conv
 from .errors import ParameterTypeError, ParameterValueError, ShapeError
 from .theorem.construction import ConvAttention, conv_to_mhsa
+from .theorem.heads import alpha_range
 
 __all__ = ["SHARP_WORK", "VerifyReport", "check_layer", "check_request", "json_safe", "machine_memory",
            "request_bytes", "sharp_work", "verify"]
@@ -162,7 +163,9 @@ class VerifyReport:
     ----------
     config : dict
         The convolution (kernel size, channels, stride, padding, ...), the image
-        shape, ``alpha``, ``n_heads``, ``d_head`` and the dtype.
+        shape, ``alpha`` (the layer's), ``alpha_heads`` (``[min, max]`` of the
+        ``α_h`` the heads store, read exactly; None for a non-quadratic layer),
+        ``n_heads``, ``d_head`` and the dtype.
     max_abs_error : float
         ``max |MHSA(x) − conv(x)|`` over every output element (against the
         compensated reference with ``method="elementwise"``).
@@ -261,7 +264,7 @@ class VerifyReport:
             f"{c['in_channels']} -> {c['out_channels']} channels, image {tuple(c['image_shape'])}",
             f"  padding={c['padding']!r} mode={c['padding_mode']} stride={tuple(c['stride'])} "
             f"dilation={tuple(c['dilation'])} groups={c['groups']}",
-            f"  MHSA: {c['n_heads']} heads, d_head={c['d_head']}, alpha={c['alpha']}, "
+            f"  MHSA: {c['n_heads']} heads, d_head={c['d_head']}, alpha={c['alpha']}{_heads_alpha(c)}, "
             f"dtype={c['dtype']}, path={self.path}",
             f"  max |MHSA - conv|   {self.max_abs_error:.3e}  "
             f"(interior {fmt(self.max_abs_error_interior)}, border {fmt(self.max_abs_error_border)}; "
@@ -279,6 +282,14 @@ class VerifyReport:
         else:
             lines.append("  FAIL: " + "; ".join(reasons))
         return "\n".join(lines)
+
+
+def _heads_alpha(config: dict[str, Any]) -> str:
+    """`` (heads store a..b)`` when the stored heads' α range is not the declared α."""
+    rng = config.get("alpha_heads")
+    if not rng or rng == [config["alpha"], config["alpha"]]:
+        return ""
+    return f" (heads store {rng[0]:.6g}..{rng[1]:.6g})"
 
 
 def sharp_work(layer: ConvAttention, x: np.ndarray, path: str) -> int:
@@ -445,7 +456,7 @@ def _report(layer: ConvAttention, x: np.ndarray, got: np.ndarray, err: np.ndarra
     worst_ratio = float(ratios.max()) if ratios.size else 0.0
     config = cfg.as_dict()
     config.update(image_shape=list(spatial), batch_shape=list(x.shape[: x.ndim - nd - 1]),
-                  alpha=layer.alpha, n_heads=layer.n_heads, d_head=layer.d_head,
+                  alpha=layer.alpha, alpha_heads=alpha_range(layer), n_heads=layer.n_heads, d_head=layer.d_head,
                   dtype=str(got.dtype))
     holds = (n_over == 0 and not issues and not leaks and not excess
              and (certificate is None or certificate.holds))

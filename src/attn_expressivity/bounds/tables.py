@@ -39,7 +39,7 @@ import numpy as np
 
 from ..attention.axes import AxisTable, axis_table
 from ..errors import UnsupportedConfigurationError
-from ..theorem.heads import head_issues, intended_shifts, stored_heads
+from ..theorem.heads import charged_alpha, head_issues, intended_shifts, stored_heads
 from .leak import leak_bound
 from .rounding import EXP_ULPS, gamma, underflow_unit, unit_roundoff
 
@@ -212,13 +212,18 @@ def axis_leak_bound(alpha: float, offset: float, shift: float, dtype: np.dtype, 
 
 def theory_budgets(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtype,
                    path: str) -> list[list[float]]:
-    """Per head and axis, :func:`axis_leak_bound` for the head as stored (0 for hard attention)."""
+    """Per head and axis, :func:`axis_leak_bound` for the head as stored (0 for hard attention).
+
+    A head whose stored ``α_h`` is not the layer's ``α`` is allowed the leak at the
+    layer's ``α`` (:func:`attn_expressivity.theorem.heads.charged_alpha`).
+    """
     hard = not math.isfinite(layer.mhsa.beta)
     shifts = intended_shifts(layer)
     out = []
     for h, (ha, head) in enumerate(zip(heads, stored)):
-        alpha = float(head.alpha)
-        if float(head.alpha) > head.alpha:
+        exact = charged_alpha(layer, head)            # the layer's α for a head whose α_h is off
+        alpha = float(exact)
+        if alpha > exact:
             alpha = math.nextafter(alpha, 0.0)
         row = []
         for i, table in enumerate(ha.tables):

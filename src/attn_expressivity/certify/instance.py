@@ -59,7 +59,7 @@ from ..errors import (
 )
 from ..theorem.construction import ConvAttention
 from ..theorem.factorisation import factorisation_allowance
-from ..theorem.heads import head_issues, intended_shifts, stored_heads
+from ..theorem.heads import charged_alpha, head_issues, intended_shifts, stored_heads
 from .report import CertificationReport
 
 __all__ = ["MAX_CERTIFY_WORK", "certify_layer", "certify_work"]
@@ -345,7 +345,9 @@ def _head_weights(be: Balls, layer: ConvAttention, heads: list[Any], issues: lis
 
     The scores are the stored ones, exactly; ``Δ_h`` is the shift of the kernel
     slice the head carries. A head that is not Lemma 2's is allowed only the
-    leak of a Lemma 2 head with its ``α`` (its own centre plays no part), so its
+    leak of a Lemma 2 head with its ``α`` (its own centre plays no part), and a
+    head whose stored ``α_h`` is not the layer's ``α`` only the leak at the layer's
+    ``α`` (:func:`attn_expressivity.theorem.heads.charged_alpha`), so its
     deviation shows in the elements.
     """
     num, zero, nd = be.num, be.num(0), layer.config.ndim
@@ -377,7 +379,7 @@ def _head_weights(be: Balls, layer: ConvAttention, heads: list[Any], issues: lis
             row.append(exp_cache[d])
         weights.append(row)
         offset = tuple(Fraction(0) for _ in shift) if h in named or None in named else head.offset
-        leaks.append(_leak_of(be, head.alpha, offset, nd, prec))
+        leaks.append(_leak_of(be, charged_alpha(layer, head), offset, nd, prec))
     return weights, leaks
 
 
