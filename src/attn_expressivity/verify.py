@@ -200,6 +200,11 @@ class VerifyReport:
         With ``verify(..., certify=True)``: the ball-arithmetic proof of
         ``|MHSA_exact − conv_exact| <= ε`` element by element
         (:func:`attn_expressivity.certify_layer`).
+    consistency_issues : list of str
+        With ``certify=True``: the certificate's ``float_deviation``
+        (``max |layer(x) − MHSA_exact|``) above the per-channel bound on
+        ``|layer(x) − conv|`` plus ``ε``, which a layer the bound describes cannot
+        reach (:func:`verify`).
     """
 
     config: dict[str, Any]
@@ -224,6 +229,7 @@ class VerifyReport:
     head_issues: list[dict[str, Any]] = field(default_factory=list)
     table_issues: list[dict[str, Any]] = field(default_factory=list)
     n_exceeding: int = 0
+    consistency_issues: list[str] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -245,6 +251,7 @@ class VerifyReport:
                        f"{e['residual']:.3e} exceeds its allowance {e['allowance']:.3e}")
         if self.certificate is not None and not self.certificate.holds:
             out.append("the certificate does not hold")
+        out.extend(self.consistency_issues)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -544,5 +551,35 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
     path = layer.mhsa.select_path(path)
     t1 = time.perf_counter()
     report = check_layer(layer, x, path=path, certificate=certificate, sharp=sharp)
+    if certificate is not None:
+        _check_certificate_consistency(layer, x, report, certificate)
     report.seconds = {"construct": t1 - t0, **report.seconds}
     return report
+
+
+def _check_certificate_consistency(layer: ConvAttention, x: np.ndarray, report: VerifyReport,
+                                   certificate: CertificationReport) -> None:
+    """Fail a report whose certificate measured ``layer(x)`` further from the exact layer than possible.
+
+    ``certificate.float_deviation`` bounds ``max |y − MHSA_exact|`` for
+    ``y = layer(x)`` (the ``"auto"`` path). When the theorem holds,
+    ``|y − conv| <= B`` per channel (:func:`~attn_expressivity.bounds.error.error_bound`
+    for that path) and ``|MHSA_exact − conv| <= ε`` (the certificate), so
+    ``|y − MHSA_exact| <= max B + ε``; a deviation above that is a contradiction
+    (tables or a path that are not the layer's), never rounding, so the report
+    fails. Where that bound does not exist (float16 on many keys) nothing is added.
+    """
+    if not certificate.holds:
+        return
+    try:
+        with single_blas_thread():
+            limit = error_bound(layer, x, path="auto")["bound"]
+    except ParameterValueError:                    # no rounding bound for this type and size
+        return
+    limit = (limit + certificate.epsilon) * (1 + 2.0**-40)
+    if certificate.float_deviation > limit:
+        report.consistency_issues.append(
+            f"the certificate measures layer(x) {certificate.float_deviation:.3e} from the exact layer, "
+            f"above the bound {limit:.3e} on |layer(x) - conv| plus epsilon: the computed weights are "
+            f"not the layer's")
+        report.holds = False

@@ -25,9 +25,13 @@ the leak of a head is a sum of ``D`` separable contractions. On the dense path
 :func:`table_issues` compares each computed table with the theory: the
 off-target mass of a row may not exceed the one-dimensional leak of the head
 as stored (:mod:`attn_expressivity.theorem.heads`), with the scores computed
-in the layer's type (module docstring of :func:`axis_leak_bound`). A head whose
-tables leak more than that does not attend as Lemma 2 says, so its leak cannot
-be charged to the bound; the check names it.
+in the layer's type (module docstring of :func:`axis_leak_bound`); a normalised
+row must sum to 1 within the rounding of its normalisation
+(:func:`softmax_row_rounding`) and its target weight fall short of 1 by no more
+than the leak bound plus that rounding; an ``exp`` row must hold exactly 1 at a
+target whose computed score is certainly the largest. A head whose tables fail
+one of these does not attend as Lemma 2 says, so its leak cannot be charged to
+the bound; the check names it.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from ..theorem.heads import charged_alpha, head_issues, intended_shifts, stored_
 from .leak import leak_bound
 from .rounding import EXP_ULPS, gamma, underflow_unit, unit_roundoff
 
-__all__ = ["HeadAxes", "axis_leak_bound", "head_axes", "structural_issues", "table_issues",
-           "theory_budgets"]
+__all__ = ["HeadAxes", "axis_leak_bound", "head_axes", "softmax_row_rounding", "structural_issues",
+           "table_issues", "theory_budgets"]
 
 _U64 = 2.0**-53
 
@@ -237,14 +241,97 @@ def theory_budgets(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dt
     return out
 
 
+def softmax_row_rounding(keys: int, dtype: np.dtype) -> float:
+    """``ν``: how far from 1 the computed weights of one normalised row may sum (``keys`` per row at most).
+
+    A row is ``P̂_k = fl(e_k / ẑ)`` with ``ẑ = fl(Σ_k e_k)`` over at most ``n = keys``
+    non-zero entries (any order: ``ẑ = (1 + θ) Σ e``, ``|θ| <= γ_{n−1}``), and a weight
+    below the smallest normal number ``tiny`` set to 0. A kept weight is
+    ``(e_k / ẑ)(1 + δ_k)``, ``|δ_k| <= u`` (its quotient is in the normal range); a
+    flushed one loses less than ``2 tiny``. So
+    ``|Σ_k P̂_k − 1| <= |1/(1 + θ) − 1| + u/(1 + θ) + 2 n tiny
+    <= (γ_{n−1} + u) / (1 − γ_{n−1}) + 2 n tiny``, returned rounded up.
+
+    Examples
+    --------
+    >>> 0 < softmax_row_rounding(9, np.dtype(np.float64)) < 1e-15
+    True
+    """
+    u = unit_roundoff(dtype)
+    g = gamma(max(keys - 1, 0), u)
+    tiny = float(np.finfo(dtype).tiny)
+    return ((g + u) / (1 - g) + 2 * keys * tiny) * (1 + 8 * _U64)
+
+
+def _rows(table: AxisTable, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Σ_k of each row, the target's entry of each row)`` of a computed table, in float64."""
+    m = table.rows
+    vals = table.values.astype(np.float64)
+    start = table.start
+    if table.shared:
+        vals = np.broadcast_to(vals, (m, vals.shape[1]))
+        start = np.broadcast_to(start, (m,))
+    w = vals.shape[1]
+    col = targets - start
+    inside = (col >= 0) & (col < w)
+    at_t = np.where(inside, vals[np.arange(m), np.clip(col, 0, w - 1)], 0.0)
+    return vals.sum(axis=1), at_t
+
+
+def _target_on_top(head: Any, i: int, shift: int, dtype: np.dtype) -> bool:
+    """Whether the computed score of the target is certainly its row's largest (so ``E_t = exp(0) = 1``).
+
+    With ``G = ĝ(Δ + z) − ĝ(Δ) <= −α(1 − 3γ_3) z² + 2α|z||ε| + 8γ_3 α M²``
+    (:func:`axis_leak_bound`), ``G < 0`` for every ``z ≠ 0`` when
+    ``3γ_3 + 2|ε| + 8γ_3 M² < 1``; with ``α = 0`` every score is 0.
+    """
+    u = unit_roundoff(dtype)
+    g3 = gamma(3, u)
+    eps = abs(float(head.offset[i]))
+    big = max(abs(shift), abs(shift + eps))
+    return head.alpha >= 0 and 3 * g3 + 2 * eps + 8 * g3 * big * big < 1 - 4 * u
+
+
+def _row_problem(table: AxisTable, i: int, targets: np.ndarray, allowed: float, normalised: bool,
+                 on_top: bool, dtype: np.dtype) -> str | None:
+    """Why one computed table is not a softmax of a Lemma 2 head up to its rounding, or None."""
+    if not table.rows:
+        return None
+    sums, at_t = _rows(table, targets)
+    if normalised:
+        nu = softmax_row_rounding(table.size, dtype)
+        slack = gamma(table.width, _U64) * 2                  # the float64 row sums' own rounding
+        dev = np.abs(sums - 1.0) - slack * sums
+        if float(dev.max()) > nu:
+            return (f"its weights along axis {i} sum to {float(sums[int(np.argmax(dev))]):.17g}, "
+                    f"not to 1 within the rounding of the normalisation ({nu:.3e})")
+        deficit = (1.0 - at_t) * (1 - 2 * _U64)
+        if math.isfinite(allowed) and float(deficit.max()) > allowed + nu:
+            return (f"its target weight along axis {i} is {float(at_t[int(np.argmax(deficit))]):.17g}, "
+                    f"short of 1 by more than the leak bound {allowed:.3e} plus the rounding {nu:.3e}")
+    elif on_top and np.any(at_t != 1.0):
+        return (f"its exp table along axis {i} has {float(at_t[int(np.argmax(at_t != 1.0))]):.17g} at "
+                f"the target, whose score is its row's largest, so exactly 1")
+    return None
+
+
 def table_issues(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtype,
                  path: str) -> list[dict[str, Any]]:
-    """Heads whose computed tables leak more than :func:`axis_leak_bound` allows.
+    """Heads whose computed tables are not the softmax of a Lemma 2 head up to their rounding.
 
-    ``stored`` is :func:`attn_expressivity.theorem.heads.stored_heads`'s list;
-    hard attention (``β = ∞``) must put all of a row on the target. The
-    comparison is made with the computed off-target mass lowered by its own
-    rounding, so only a certain excess is reported.
+    ``stored`` is :func:`attn_expressivity.theorem.heads.stored_heads`'s list. Per
+    axis and row:
+
+    * the off-target mass may not exceed :func:`axis_leak_bound` (hard attention,
+      ``β = ∞``: 0), compared with the computed mass lowered by its own rounding;
+    * a normalised row (separable path) must sum to 1 within
+      :func:`softmax_row_rounding` ``ν``, and its target weight fall short of 1 by
+      at most the leak bound plus ``ν`` (a scaled row or target weight is a
+      normalisation bug the signed leak term would otherwise absorb);
+    * an ``exp`` row (dense path) must hold exactly 1 at the target whenever the
+      target's computed score is certainly the row's largest (:func:`_target_on_top`).
+
+    Only a certain excess is reported.
     """
     issues = []
     budgets = theory_budgets(layer, heads, stored, dtype, path)
@@ -253,11 +340,16 @@ def table_issues(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtyp
         for i, (table, off) in enumerate(zip(ha.tables, ha.off)):
             measured = float(off.max()) * (1 - 4 * table.width * _U64) if off.size else 0.0
             allowed = budgets[h][i]
+            reason = None
             if measured > allowed:
+                reason = (f"its weights along axis {i} put {measured:.3e} off the target, more than "
+                          f"the leak bound {allowed:.3e} of its stored alpha {float(head.alpha):.6g}")
+            else:
+                reason = _row_problem(table, i, ha.targets[i], allowed, path == "separable",
+                                      _target_on_top(head, i, int(shifts[h, i]), dtype), dtype)
+            if reason is not None:
                 issues.append({"head": h, "shift": [int(s) for s in shifts[h]], "axis": i,
-                               "reason": (f"its weights along axis {i} put {measured:.3e} off the target, "
-                                          f"more than the leak bound {allowed:.3e} of its stored alpha "
-                                          f"{float(head.alpha):.6g}")})
+                               "reason": reason})
                 break
     return issues
 
