@@ -22,9 +22,10 @@ proves, element by element,
 with ``S_h = max_k ‖x_k W_val^(h) W_out^(h)‖_∞`` over the keys of the padded
 image, ``L(α_h, D)`` the leak of the head *as stored* (its scores read exactly
 from the stored floats, the centre offset that storing ``fl(2αΔ)`` leaves
-included, :func:`_leak_of`) and ``τ_h`` the allowance of the split that built
-the blocks (0 for the exact identity splits, the rounding level of the
-decomposition for an SVD split: the same allowance :func:`attn_expressivity.verify`
+included, :func:`_leak_of`; the layer's ``α`` instead for a head whose ``α_h``
+is not it) and ``τ_h`` the allowance of the split that built
+the blocks (0 for the exact identity splits, the residual of the float64
+factors plus their storage rounding for an SVD split: the same allowance :func:`attn_expressivity.verify`
 uses, so the two agree on blocks that do not express their slice). The a-priori argument — head ``h``'s output differs from its target
 value by ``Σ_{k≠t} p_k (z_k − z_t)``, at most ``2 L S_h``, and from
 ``x_t W_Δh`` by at most ``‖x_t‖_1 max|W_val W_out − W_Δh|`` — is why the check

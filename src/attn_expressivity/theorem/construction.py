@@ -61,8 +61,10 @@ class ConvAttention:
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
     allowances : ndarray, shape ``(n_heads,)``, or None
         The largest entry of ``|W_Δh − W_val^(h) W_out^(h)|`` the split may
-        leave: 0 for the exact identity splits, the rounding level of the
-        decomposition for an SVD split. None: computed from the blocks by
+        leave: 0 for the exact identity splits, for an SVD split the residual of
+        its float64 factors plus the rounding of storing them
+        (:func:`~attn_expressivity.theorem.factorisation.split_allowance`),
+        recorded at construction. None: a tolerance computed from the blocks by
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
     """
 

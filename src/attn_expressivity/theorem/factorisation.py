@@ -13,14 +13,16 @@ kernel slice of its shift. ``d_head`` equal to the largest slice rank suffices
   Gram matrix, :func:`certainly_full_rank`), which settles the largest rank
   without a singular value decomposition; ``d_head="paper"`` is the paper's own
   choice ``W_val = W_Δ``, ``W_out = I``, exact too.
-* Otherwise one rank-revealing SVD per slice gives the shortest split, and its
-  largest singular value gives the rank tolerance and the allowance of the
-  split (:func:`factorisation_allowance`), so no slice is decomposed twice.
+* Otherwise one rank-revealing SVD per slice, in float64 whatever the
+  kernel's type, gives the shortest split; its largest singular value gives the
+  rank tolerance, and its float64 factors the allowance of the split
+  (:func:`split_allowance`: their residual plus the rounding of storing them,
+  entry by entry), so no slice is decomposed twice.
 
-The rank tolerance is the rounding level of the decomposition: numpy's rule
-``σ_1 · max(d_in, d_out) · eps`` with ``eps`` of the type the SVD runs in
-(float32 for float16 kernels, whose entries are exact float32 numbers), so a
-full-rank float16 kernel is never truncated to a lower rank.
+The rank tolerance is the rounding level of the kernel's type: numpy's rule
+``σ_1 · max(d_in, d_out) · eps`` with ``eps`` of float64 for float64 kernels and
+of float32 for float32 and float16 ones, so a full-rank float16 kernel is never
+truncated to a lower rank.
 """
 
 from __future__ import annotations
@@ -294,9 +296,9 @@ def factorisation_allowance(mat: np.ndarray, w_val: np.ndarray, w_out: np.ndarra
                             rank_tol: float | None = None) -> float:
     """The largest entry of ``|W_Δ − W_val W_out|`` the construction may leave.
 
-    For blocks that carry no allowance of their own (a layer built elsewhere);
-    :func:`conv_to_mhsa` records the allowance of its split (0 for the exact
-    identity splits). An SVD split keeps the singular values above the rank
+    For blocks that carry no allowance of their own (a layer built elsewhere):
+    a tolerance. :func:`conv_to_mhsa` records the allowance of its split instead
+    (0 for the exact identity splits, :func:`split_allowance` for an SVD split). An SVD split keeps the singular values above the rank
     tolerance, so in exact arithmetic the residual's spectral norm (hence every
     entry) is at most that tolerance: ``rank_tol``, or the rounding level
     ``σ_1 · max(d_in, d_out) · eps`` with ``eps`` of the type the SVD runs in.

@@ -9,9 +9,12 @@ rounding of the storage (``Δ_h`` the shift of the kernel slice the head
 carries, :func:`intended_shifts`). :func:`stored_heads` reads ``α_h`` and ``μ_h − Δ_h``
 back exactly (rational arithmetic on the stored floats), and
 :func:`head_issues` lists the heads that are *not* Lemma 2's heads up to that
-rounding: content terms, a non-quadratic encoding, ``α_h < 0``, or a centre
+rounding: content terms, a non-quadratic encoding, ``α_h < 0``, an ``α_h`` further
+from the layer's ``α`` than ``3 (u_w + u_64) α`` (:func:`alpha_issues`), or a centre
 further from ``Δ_h`` than ``3 (u_w + u_64) |Δ_h|`` per axis (the two roundings of
-the storage, ``u_w`` the unit roundoff of the weights' type). The leak bound of
+the storage, ``u_w`` the unit roundoff of the weights' type; both need the stored
+entries in the normal range, which :func:`~attn_expressivity.conv_to_mhsa`
+requires of a non-zero ``α``). The leak bound of
 such a head does not hold, so a check that meets one fails, naming the head.
 """
 
