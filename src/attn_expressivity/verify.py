@@ -293,8 +293,8 @@ class VerifyReport:
 
 def _heads_alpha(config: dict[str, Any]) -> str:
     """`` (heads store a..b)`` when the stored heads' α range is not the declared α."""
-    rng = config.get("alpha_heads")
-    if not rng or rng == [config["alpha"], config["alpha"]]:
+    rng, alpha = config.get("alpha_heads"), config["alpha"]
+    if not rng or alpha is None or all(f"{a:.6g}" == f"{alpha:.6g}" for a in rng):
         return ""
     return f" (heads store {rng[0]:.6g}..{rng[1]:.6g})"
 
