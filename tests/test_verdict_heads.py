@@ -227,3 +227,13 @@ def test_correct_svd_splits_pass(dtype):
                 continue
             report = check_layer(layer, x, sharp=sharp)
             assert report.holds and not report.factorisation_excess, report.summary()
+
+
+@pytest.mark.parametrize("length", [2000, 20000])
+def test_long_float16_axes_keep_their_verdict(length):
+    """float16 rows of thousands of keys: Lemma E's bound does not exist (n u >= 1/2), so the
+    row-sum check must neither fail (a false FAIL) nor raise."""
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((3, 1, 2)).astype(np.float16)
+    x = rng.standard_normal((length, 1)).astype(np.float16)
+    assert verify(w, x, alpha=8.32, path="separable").holds

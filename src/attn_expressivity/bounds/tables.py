@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..attention.axes import AxisTable, axis_table
+from ..attention.softmax import exp_floor
 from ..errors import UnsupportedConfigurationError
 from ..theorem.heads import charged_alpha, head_issues, intended_shifts, stored_heads
 from .leak import leak_bound
@@ -250,17 +251,38 @@ def softmax_row_rounding(keys: int, dtype: np.dtype) -> float:
     ``(e_k / ẑ)(1 + δ_k)``, ``|δ_k| <= u`` (its quotient is in the normal range); a
     flushed one loses less than ``2 tiny``. So
     ``|Σ_k P̂_k − 1| <= |1/(1 + θ) − 1| + u/(1 + θ) + 2 n tiny
-    <= (γ_{n−1} + u) / (1 − γ_{n−1}) + 2 n tiny``, returned rounded up.
+    <= (γ_{n−1} + u) / (1 − γ_{n−1}) + 2 n tiny``, returned rounded up (``inf`` when
+    ``γ_{n−1}`` does not exist or is at least 1: no bound, nothing to check).
 
     Examples
     --------
     >>> 0 < softmax_row_rounding(9, np.dtype(np.float64)) < 1e-15
     True
+    >>> softmax_row_rounding(2000, np.dtype(np.float16))
+    inf
     """
     u = unit_roundoff(dtype)
-    g = gamma(max(keys - 1, 0), u)
+    m = max(keys - 1, 0)
+    if m * u >= 0.5:                                  # γ_m >= 1: the row sum is not bounded
+        return math.inf
+    g = gamma(m, u)
     tiny = float(np.finfo(dtype).tiny)
     return ((g + u) / (1 - g) + 2 * keys * tiny) * (1 + 8 * _U64)
+
+
+def _summands(table: AxisTable, dtype: np.dtype) -> int:
+    """At most how many non-zero entries a row's normalisation summed.
+
+    Every summand ``e_k <= 1`` and ``ẑ <= size (1 + γ)``, so a weight is flushed
+    after the division only when ``e_k < 2 size tiny``; the entries kept are those
+    of the band (``width``), and when ``exp(floor) >= 2 size tiny`` (float64 and
+    float32 at any size this package handles) no summand can have been flushed.
+    Otherwise the whole axis counts.
+    """
+    tiny = float(np.finfo(dtype).tiny)
+    if math.exp(exp_floor(dtype)) >= 2 * table.size * tiny * 2:
+        return table.width
+    return table.size
 
 
 def _rows(table: AxisTable, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +321,7 @@ def _row_problem(table: AxisTable, i: int, targets: np.ndarray, allowed: float, 
         return None
     sums, at_t = _rows(table, targets)
     if normalised:
-        nu = softmax_row_rounding(table.size, dtype)
+        nu = softmax_row_rounding(_summands(table, dtype), dtype)
         slack = gamma(table.width, _U64) * 2                  # the float64 row sums' own rounding
         dev = np.abs(sums - 1.0) - slack * sums
         if float(dev.max()) > nu:
