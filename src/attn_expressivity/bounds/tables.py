@@ -85,6 +85,15 @@ def _dev_table(prob: np.ndarray, start: np.ndarray, targets: np.ndarray, size: i
     return AxisTable(lo.astype(np.int64), vals, size, False, m), vals.sum(axis=1) * (1 + 2 * width * _U64)
 
 
+def _float64_rows(table: AxisTable) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, start)`` of every row in float64 (a shared row repeated for each query)."""
+    vals = table.values.astype(np.float64)
+    if not table.shared:
+        return vals, table.start
+    return (np.broadcast_to(vals, (table.rows, vals.shape[1])),
+            np.broadcast_to(table.start, (table.rows,)))
+
+
 def _axis(table: AxisTable, targets: np.ndarray, normalised: bool) -> tuple:
     """``(prob, dev, dev_mass, rowsum, off, near, signed)`` of one computed table (float64).
 
@@ -92,11 +101,7 @@ def _axis(table: AxisTable, targets: np.ndarray, normalised: bool) -> tuple:
     within a relative ``u`` of ``P_i`` and ``P_i − T_i`` entry by entry.
     """
     m = table.rows
-    vals = table.values.astype(np.float64)
-    start = table.start
-    if table.shared:
-        vals = np.broadcast_to(vals, (m, vals.shape[1]))
-        start = np.broadcast_to(start, (m,))
+    vals, start = _float64_rows(table)
     w = vals.shape[1]
     inside = (targets >= start) & (targets < start + w)
     col = np.clip(targets - start, 0, w - 1)
@@ -288,11 +293,7 @@ def _summands(table: AxisTable, dtype: np.dtype) -> int:
 def _rows(table: AxisTable, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(Σ_k of each row, the target's entry of each row)`` of a computed table, in float64."""
     m = table.rows
-    vals = table.values.astype(np.float64)
-    start = table.start
-    if table.shared:
-        vals = np.broadcast_to(vals, (m, vals.shape[1]))
-        start = np.broadcast_to(start, (m,))
+    vals, start = _float64_rows(table)
     w = vals.shape[1]
     col = targets - start
     inside = (col >= 0) & (col < w)
