@@ -21,6 +21,9 @@ Two tables (Markdown on stdout, or written to the page ``--write`` names):
    scaled by ``1 + ε`` (the output error it causes), a head's centre moved by
    ``ε`` pixels (found by bisection on a logarithmic scale); the observed error
    floor of the unperturbed layer, and the caught bias offset over that floor.
+   One row plants them in a layer whose value/output blocks come from an SVD
+   split (float32, rank-1 slices, ``d_head = 1``), where the ``W_val`` edit is
+   caught by the split's allowance.
 
 Inputs are :func:`attn_expressivity.convolution.instances.random_instance`'s,
 seed 0 (standard normal kernel, bias and image).
@@ -137,12 +140,27 @@ def _planted(kind: str, eps: float, ctx: dict):
     return lay
 
 
+def _low_rank_instance(size: int, chans: tuple[int, int], dtype: np.dtype):
+    """Rank-1 kernel slices (so ``conv_to_mhsa`` splits them by SVD, ``d_head = 1``), seed 0."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 3, chans[0], 1))
+    c = rng.standard_normal((3, 3, 1, chans[1]))
+    w = np.einsum("hwir,hwro->hwio", a, c).astype(dtype)
+    return w, rng.standard_normal((size, size, chans[0])).astype(dtype), rng.standard_normal(chans[1]).astype(dtype)
+
+
 def sensitivity(checks) -> list[dict]:
     out = []
-    for check_name, size, chans, path, run in checks:
-        w, x, b = random_instance(kernel_size=3, in_channels=chans[0], out_channels=chans[1],
-                                  image_size=size)
-        alpha = default_alpha(np.dtype(np.float64), 2)
+    for check_name, size, chans, path, run, *svd in checks:
+        if svd:                           # an SVD split in the given type
+            dtype = np.dtype(svd[0])
+            w, x, b = _low_rank_instance(size, chans, dtype)
+            check_name = f"{check_name}, SVD split ({dtype.name}, rank-1 slices)"
+        else:
+            dtype = np.dtype(np.float64)
+            w, x, b = random_instance(kernel_size=3, in_channels=chans[0], out_channels=chans[1],
+                                      image_size=size)
+        alpha = default_alpha(dtype, 2)
         scale = float(np.abs(conv(x, w, b)).max())
         base = conv_to_mhsa(w, b, alpha=alpha)
         floor = check_layer(base, x, path=path).max_abs_error / scale
@@ -239,6 +257,7 @@ def main():
     tight = tightness(rows, dtypes, ["separable", "dense"])
     checks = [("verify (element by element)", 32, (8, 16), p_, _verify_sharp) for p_ in ("separable", "dense")]
     checks += [("verify (per channel)", 32, (8, 16), "separable", _verify_channels)]
+    checks += [("verify (element by element)", 16, (16, 16), "separable", _verify_sharp, np.float32)]
     if not args.quick:
         checks += [("certify", 8, (4, 4), "separable", _certify)]
     sens = sensitivity(checks)

@@ -88,6 +88,7 @@ PY_ROWS = [
     ("conv_to_mhsa", "α < 0", "conv_to_mhsa(W(3, 3, 2, 3), alpha=-1)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),
     ("conv_to_mhsa", "α NaN", "conv_to_mhsa(W(3, 3, 2, 3), alpha=math.nan)", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got nan"),
     ("conv_to_mhsa", "α too large for the weights' type", "conv_to_mhsa(W(3, 3, 2, 3).astype(np.float16), alpha=40000.0)", "ParameterValueError", r"too large for float16 weights.*largest alpha float16 can hold"),
+    ("conv_to_mhsa", "α below the weights' normal range", "conv_to_mhsa(W(3, 3, 2, 3).astype(np.float32), alpha=1e-44)", "ParameterValueError", r"`alpha` must be 0 or at least 1.1754943508222875e-38 \(the smallest normal float32 number\) for float32 weights, got 1e-44"),
     ("conv_to_mhsa", "non-numeric α", "conv_to_mhsa(W(3, 3, 2, 3), alpha='big')", "ParameterTypeError", r"`alpha` must be a real number in \[0, inf\], got str 'big'"),
     ("conv_to_mhsa", "NaN/inf values", "conv_to_mhsa(W(3, 3, 2, 3) * np.nan, alpha=1)", "NonFiniteError", r"`weight` must hold only finite values"),
     ("conv_to_mhsa", "head dimension too small", "conv_to_mhsa(W(3, 3, 2, 3) + np.eye(2, 3), alpha=1, d_head=1)", "HeadDimensionError", r"`d_head` must be >= the rank of every kernel slice"),
@@ -176,6 +177,7 @@ PY_ROWS = [
     ("analyse_attention", "mask without a MultiheadAttention", "analyse_attention(np.ones((1, 3)), grid=(3, 3), mask=np.zeros((9, 9)))", "ParameterValueError", r"`mask` goes with a torch.nn.MultiheadAttention only"),
     ("centres_to_mhsa", "α < 0", "centres_to_mhsa(np.zeros((1, 2)), -1.0, np.ones((1, 1, 1)), np.ones((1, 1)))", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -1.0"),
     ("centres_to_mhsa", "α < 0", "centres_to_mhsa(np.zeros((2, 2)), np.array([1.0, -0.5]), np.ones((2, 1, 1)), np.ones((2, 1)))", "ParameterValueError", r"`alpha` must be a real number in \[0, inf\], got -0.5"),
+    ("centres_to_mhsa", "α below the weights' normal range", "centres_to_mhsa(np.zeros((1, 2)), 1e-320, np.ones((1, 1, 1)), np.ones((1, 1)))", "ParameterValueError", r"`alpha` must be 0 or at least 2.2250738585072014e-308 \(the smallest normal float64 number\) for float64 weights, got 1e-320"),
     ("centres_to_mhsa", "NaN/inf values", "centres_to_mhsa(np.array([[np.nan, 0.0]]), 1.0, np.ones((1, 1, 1)), np.ones((1, 1)))", "NonFiniteError", r"`shifts` must hold only finite centres, got nan"),
     ("centres_to_mhsa", "wrong shapes/axes", "centres_to_mhsa(np.zeros((2, 2)), 1.0, np.ones((1, 1, 1)), np.ones((1, 1)))", "ShapeError", r"`centres` must have shape \(n_heads, D\) with n_heads = 1"),
 ]

@@ -58,6 +58,7 @@ from .convolution.config import check_image
 from .convolution.reference import conv
 from .errors import ParameterTypeError, ParameterValueError, ShapeError
 from .theorem.construction import ConvAttention, conv_to_mhsa
+from .theorem.heads import alpha_range
 
 __all__ = ["SHARP_WORK", "VerifyReport", "check_layer", "check_request", "json_safe", "machine_memory",
            "request_bytes", "sharp_work", "verify"]
@@ -174,7 +175,9 @@ class VerifyReport:
     ----------
     config : dict
         The convolution (kernel size, channels, stride, padding, ...), the image
-        shape, ``alpha``, ``n_heads``, ``d_head`` and the dtype.
+        shape, ``alpha`` (the layer's), ``alpha_heads`` (``[min, max]`` of the
+        ``α_h`` the heads store, read exactly; None for a non-quadratic layer),
+        ``n_heads``, ``d_head`` and the dtype.
     max_abs_error : float
         ``max |MHSA(x) − conv(x)|`` over every output element (against the
         compensated reference with ``method="elementwise"``).
@@ -222,6 +225,11 @@ class VerifyReport:
         Why the production path could not be bounded (no rounding bound of its
         form exists in its type, e.g. the dense path in float16 over many keys);
         the verdict is then the element-wise one alone, and the summary says so.
+    consistency_issues : list of str
+        With ``certify=True``: the certificate's ``float_deviation``
+        (``max |layer(x) − MHSA_exact|``) above the per-channel bound on
+        ``|layer(x) − conv|`` plus ``ε``, which a layer the bound describes cannot
+        reach (:func:`verify`).
     """
 
     config: dict[str, Any]
@@ -251,6 +259,7 @@ class VerifyReport:
     production_worst_ratio: float | None = None
     production_exceeding: int = 0
     production_note: str | None = None
+    consistency_issues: list[str] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -276,6 +285,7 @@ class VerifyReport:
                        f"{e['residual']:.3e} exceeds its allowance {e['allowance']:.3e}")
         if self.certificate is not None and not self.certificate.holds:
             out.append("the certificate does not hold")
+        out.extend(self.consistency_issues)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,7 +306,7 @@ class VerifyReport:
             f"{c['in_channels']} -> {c['out_channels']} channels, image {tuple(c['image_shape'])}",
             f"  padding={c['padding']!r} mode={c['padding_mode']} stride={tuple(c['stride'])} "
             f"dilation={tuple(c['dilation'])} groups={c['groups']}",
-            f"  MHSA: {c['n_heads']} heads, d_head={c['d_head']}, alpha={c['alpha']}, "
+            f"  MHSA: {c['n_heads']} heads, d_head={c['d_head']}, alpha={c['alpha']}{_heads_alpha(c)}, "
             f"dtype={c['dtype']}, path={self.path}",
             f"  max |MHSA - conv|   {self.max_abs_error:.3e}  "
             f"(interior {fmt(self.max_abs_error_interior)}, border {fmt(self.max_abs_error_border)}; "
@@ -326,6 +336,14 @@ class VerifyReport:
         else:
             lines.append("  FAIL: " + "; ".join(reasons))
         return "\n".join(lines)
+
+
+def _heads_alpha(config: dict[str, Any]) -> str:
+    """`` (heads store a..b)`` when the stored heads' α range is not the declared α."""
+    rng, alpha = config.get("alpha_heads"), config["alpha"]
+    if not rng or alpha is None or all(f"{a:.6g}" == f"{alpha:.6g}" for a in rng):
+        return ""
+    return f" (heads store {rng[0]:.6g}..{rng[1]:.6g})"
 
 
 def sharp_work(layer: ConvAttention, x: np.ndarray, path: str) -> int:
@@ -537,7 +555,7 @@ def _report(layer: ConvAttention, x: np.ndarray, got: np.ndarray, err: np.ndarra
         worst_ratio = float(ratios.max()) if ratios.size else 0.0
     config = cfg.as_dict()
     config.update(image_shape=list(spatial), batch_shape=list(x.shape[: x.ndim - nd - 1]),
-                  alpha=layer.alpha, n_heads=layer.n_heads, d_head=layer.d_head,
+                  alpha=layer.alpha, alpha_heads=alpha_range(layer), n_heads=layer.n_heads, d_head=layer.d_head,
                   dtype=str(got.dtype))
     holds = (n_over == 0 and not issues and not leaks and not excess
              and (certificate is None or certificate.holds))
@@ -625,5 +643,35 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
     path = layer.mhsa.select_path(path)
     t1 = time.perf_counter()
     report = check_layer(layer, x, path=path, certificate=certificate, sharp=sharp)
+    if certificate is not None:
+        _check_certificate_consistency(layer, x, report, certificate)
     report.seconds = {"construct": t1 - t0, **report.seconds}
     return report
+
+
+def _check_certificate_consistency(layer: ConvAttention, x: np.ndarray, report: VerifyReport,
+                                   certificate: CertificationReport) -> None:
+    """Fail a report whose certificate measured ``layer(x)`` further from the exact layer than possible.
+
+    ``certificate.float_deviation`` bounds ``max |y − MHSA_exact|`` for
+    ``y = layer(x)`` (the ``"auto"`` path). When the theorem holds,
+    ``|y − conv| <= B`` per channel (:func:`~attn_expressivity.bounds.error.error_bound`
+    for that path) and ``|MHSA_exact − conv| <= ε`` (the certificate), so
+    ``|y − MHSA_exact| <= max B + ε``; a deviation above that is a contradiction
+    (tables or a path that are not the layer's), never rounding, so the report
+    fails. Where that bound does not exist (float16 on many keys) nothing is added.
+    """
+    if not certificate.holds:
+        return
+    try:
+        with single_blas_thread():
+            limit = error_bound(layer, x, path="auto")["bound"]
+    except ParameterValueError:                    # no rounding bound for this type and size
+        return
+    limit = (limit + certificate.epsilon) * (1 + 2.0**-40)
+    if certificate.float_deviation > limit:
+        report.consistency_issues.append(
+            f"the certificate measures layer(x) {certificate.float_deviation:.3e} from the exact layer, "
+            f"above the bound {limit:.3e} on |layer(x) - conv| plus epsilon: the computed weights are "
+            f"not the layer's")
+        report.holds = False

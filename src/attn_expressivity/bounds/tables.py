@@ -25,9 +25,13 @@ the leak of a head is a sum of ``D`` separable contractions. On the dense path
 :func:`table_issues` compares each computed table with the theory: the
 off-target mass of a row may not exceed the one-dimensional leak of the head
 as stored (:mod:`attn_expressivity.theorem.heads`), with the scores computed
-in the layer's type (module docstring of :func:`axis_leak_bound`). A head whose
-tables leak more than that does not attend as Lemma 2 says, so its leak cannot
-be charged to the bound; the check names it.
+in the layer's type (module docstring of :func:`axis_leak_bound`); a normalised
+row must sum to 1 within the rounding of its normalisation
+(:func:`softmax_row_rounding`) and its target weight fall short of 1 by no more
+than the leak bound plus that rounding; an ``exp`` row must hold exactly 1 at a
+target whose computed score is certainly the largest. A head whose tables fail
+one of these does not attend as Lemma 2 says, so its leak cannot be charged to
+the bound; the check names it.
 """
 
 from __future__ import annotations
@@ -38,13 +42,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..attention.axes import AxisTable, axis_table
+from ..attention.softmax import exp_floor
 from ..errors import UnsupportedConfigurationError
-from ..theorem.heads import head_issues, intended_shifts, stored_heads
+from ..theorem.heads import charged_alpha, head_issues, intended_shifts, stored_heads
 from .leak import leak_bound
 from .rounding import EXP_ULPS, gamma, underflow_unit, unit_roundoff
 
-__all__ = ["HeadAxes", "axis_leak_bound", "head_axes", "structural_issues", "table_issues",
-           "theory_budgets"]
+__all__ = ["HeadAxes", "axis_leak_bound", "head_axes", "softmax_row_rounding", "structural_issues",
+           "table_issues", "theory_budgets"]
 
 _U64 = 2.0**-53
 
@@ -80,6 +85,15 @@ def _dev_table(prob: np.ndarray, start: np.ndarray, targets: np.ndarray, size: i
     return AxisTable(lo.astype(np.int64), vals, size, False, m), vals.sum(axis=1) * (1 + 2 * width * _U64)
 
 
+def _float64_rows(table: AxisTable) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, start)`` of every row in float64 (a shared row repeated for each query)."""
+    vals = table.values.astype(np.float64)
+    if not table.shared:
+        return vals, table.start
+    return (np.broadcast_to(vals, (table.rows, vals.shape[1])),
+            np.broadcast_to(table.start, (table.rows,)))
+
+
 def _axis(table: AxisTable, targets: np.ndarray, normalised: bool) -> tuple:
     """``(prob, dev, dev_mass, rowsum, off, near, signed)`` of one computed table (float64).
 
@@ -87,11 +101,7 @@ def _axis(table: AxisTable, targets: np.ndarray, normalised: bool) -> tuple:
     within a relative ``u`` of ``P_i`` and ``P_i − T_i`` entry by entry.
     """
     m = table.rows
-    vals = table.values.astype(np.float64)
-    start = table.start
-    if table.shared:
-        vals = np.broadcast_to(vals, (m, vals.shape[1]))
-        start = np.broadcast_to(start, (m,))
+    vals, start = _float64_rows(table)
     w = vals.shape[1]
     inside = (targets >= start) & (targets < start + w)
     col = np.clip(targets - start, 0, w - 1)
@@ -213,13 +223,18 @@ def axis_leak_bound(alpha: float, offset: float, shift: float, dtype: np.dtype, 
 
 def theory_budgets(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtype,
                    path: str) -> list[list[float]]:
-    """Per head and axis, :func:`axis_leak_bound` for the head as stored (0 for hard attention)."""
+    """Per head and axis, :func:`axis_leak_bound` for the head as stored (0 for hard attention).
+
+    A head whose stored ``α_h`` is not the layer's ``α`` is allowed the leak at the
+    layer's ``α`` (:func:`attn_expressivity.theorem.heads.charged_alpha`).
+    """
     hard = not math.isfinite(layer.mhsa.beta)
     shifts = intended_shifts(layer)
     out = []
     for h, (ha, head) in enumerate(zip(heads, stored)):
-        alpha = float(head.alpha)
-        if float(head.alpha) > head.alpha:
+        exact = charged_alpha(layer, head)            # the layer's α for a head whose α_h is off
+        alpha = float(exact)
+        if alpha > exact:
             alpha = math.nextafter(alpha, 0.0)
         row = []
         for i, table in enumerate(ha.tables):
@@ -233,14 +248,114 @@ def theory_budgets(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dt
     return out
 
 
+def softmax_row_rounding(keys: int, dtype: np.dtype) -> float:
+    """``ν``: how far from 1 the computed weights of one normalised row may sum (``keys`` per row at most).
+
+    A row is ``P̂_k = fl(e_k / ẑ)`` with ``ẑ = fl(Σ_k e_k)`` over at most ``n = keys``
+    non-zero entries (any order: ``ẑ = (1 + θ) Σ e``, ``|θ| <= γ_{n−1}``), and a weight
+    below the smallest normal number ``tiny`` set to 0. A kept weight is
+    ``(e_k / ẑ)(1 + δ_k)``, ``|δ_k| <= u`` (its quotient is in the normal range); a
+    flushed one loses less than ``2 tiny``. So
+    ``|Σ_k P̂_k − 1| <= |1/(1 + θ) − 1| + u/(1 + θ) + 2 n tiny
+    <= (γ_{n−1} + u) / (1 − γ_{n−1}) + 2 n tiny``, returned rounded up (``inf`` when
+    ``γ_{n−1}`` does not exist or is at least 1: no bound, nothing to check).
+
+    Examples
+    --------
+    >>> 0 < softmax_row_rounding(9, np.dtype(np.float64)) < 1e-15
+    True
+    >>> softmax_row_rounding(2000, np.dtype(np.float16))
+    inf
+    """
+    u = unit_roundoff(dtype)
+    m = max(keys - 1, 0)
+    if m * u >= 0.5:                                  # γ_m >= 1: the row sum is not bounded
+        return math.inf
+    g = gamma(m, u)
+    tiny = float(np.finfo(dtype).tiny)
+    return ((g + u) / (1 - g) + 2 * keys * tiny) * (1 + 8 * _U64)
+
+
+def _summands(table: AxisTable, dtype: np.dtype) -> int:
+    """At most how many non-zero entries a row's normalisation summed.
+
+    Every summand ``e_k <= 1`` and ``ẑ <= size (1 + γ)``, so a weight is flushed
+    after the division only when ``e_k < 2 size tiny``; the entries kept are those
+    of the band (``width``), and when ``exp(floor) >= 2 size tiny`` (float64 and
+    float32 at any size this package handles) no summand can have been flushed.
+    Otherwise the whole axis counts.
+    """
+    tiny = float(np.finfo(dtype).tiny)
+    if math.exp(exp_floor(dtype)) >= 2 * table.size * tiny * 2:
+        return table.width
+    return table.size
+
+
+def _rows(table: AxisTable, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(Σ_k of each row, the target's entry of each row)`` of a computed table, in float64."""
+    m = table.rows
+    vals, start = _float64_rows(table)
+    w = vals.shape[1]
+    col = targets - start
+    inside = (col >= 0) & (col < w)
+    at_t = np.where(inside, vals[np.arange(m), np.clip(col, 0, w - 1)], 0.0)
+    return vals.sum(axis=1), at_t
+
+
+def _target_on_top(head: Any, i: int, shift: int, dtype: np.dtype) -> bool:
+    """Whether the computed score of the target is certainly its row's largest (so ``E_t = exp(0) = 1``).
+
+    With ``G = ĝ(Δ + z) − ĝ(Δ) <= −α(1 − 3γ_3) z² + 2α|z||ε| + 8γ_3 α M²``
+    (:func:`axis_leak_bound`), ``G < 0`` for every ``z ≠ 0`` when
+    ``3γ_3 + 2|ε| + 8γ_3 M² < 1``; with ``α = 0`` every score is 0.
+    """
+    u = unit_roundoff(dtype)
+    g3 = gamma(3, u)
+    eps = abs(float(head.offset[i]))
+    big = max(abs(shift), abs(shift + eps))
+    return head.alpha >= 0 and 3 * g3 + 2 * eps + 8 * g3 * big * big < 1 - 4 * u
+
+
+def _row_problem(table: AxisTable, i: int, targets: np.ndarray, allowed: float, normalised: bool,
+                 on_top: bool, dtype: np.dtype) -> str | None:
+    """Why one computed table is not a softmax of a Lemma 2 head up to its rounding, or None."""
+    if not table.rows:
+        return None
+    sums, at_t = _rows(table, targets)
+    if normalised:
+        nu = softmax_row_rounding(_summands(table, dtype), dtype)
+        slack = gamma(table.width, _U64) * 2                  # the float64 row sums' own rounding
+        dev = np.abs(sums - 1.0) - slack * sums
+        if float(dev.max()) > nu:
+            return (f"its weights along axis {i} sum to {float(sums[int(np.argmax(dev))]):.17g}, "
+                    f"not to 1 within the rounding of the normalisation ({nu:.3e})")
+        deficit = (1.0 - at_t) * (1 - 2 * _U64)
+        if math.isfinite(allowed) and float(deficit.max()) > allowed + nu:
+            return (f"its target weight along axis {i} is {float(at_t[int(np.argmax(deficit))]):.17g}, "
+                    f"short of 1 by more than the leak bound {allowed:.3e} plus the rounding {nu:.3e}")
+    elif on_top and np.any(at_t != 1.0):
+        return (f"its exp table along axis {i} has {float(at_t[int(np.argmax(at_t != 1.0))]):.17g} at "
+                f"the target, whose score is its row's largest, so exactly 1")
+    return None
+
+
 def table_issues(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtype,
                  path: str) -> list[dict[str, Any]]:
-    """Heads whose computed tables leak more than :func:`axis_leak_bound` allows.
+    """Heads whose computed tables are not the softmax of a Lemma 2 head up to their rounding.
 
-    ``stored`` is :func:`attn_expressivity.theorem.heads.stored_heads`'s list;
-    hard attention (``β = ∞``) must put all of a row on the target. The
-    comparison is made with the computed off-target mass lowered by its own
-    rounding, so only a certain excess is reported.
+    ``stored`` is :func:`attn_expressivity.theorem.heads.stored_heads`'s list. Per
+    axis and row:
+
+    * the off-target mass may not exceed :func:`axis_leak_bound` (hard attention,
+      ``β = ∞``: 0), compared with the computed mass lowered by its own rounding;
+    * a normalised row (separable path) must sum to 1 within
+      :func:`softmax_row_rounding` ``ν``, and its target weight fall short of 1 by
+      at most the leak bound plus ``ν`` (a scaled row or target weight is a
+      normalisation bug the signed leak term would otherwise absorb);
+    * an ``exp`` row (dense path) must hold exactly 1 at the target whenever the
+      target's computed score is certainly the row's largest (:func:`_target_on_top`).
+
+    Only a certain excess is reported.
     """
     issues = []
     budgets = theory_budgets(layer, heads, stored, dtype, path)
@@ -249,11 +364,16 @@ def table_issues(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtyp
         for i, (table, off) in enumerate(zip(ha.tables, ha.off)):
             measured = float(off.max()) * (1 - 4 * table.width * _U64) if off.size else 0.0
             allowed = budgets[h][i]
+            reason = None
             if measured > allowed:
+                reason = (f"its weights along axis {i} put {measured:.3e} off the target, more than "
+                          f"the leak bound {allowed:.3e} of its stored alpha {float(head.alpha):.6g}")
+            else:
+                reason = _row_problem(table, i, ha.targets[i], allowed, path == "separable",
+                                      _target_on_top(head, i, int(shifts[h, i]), dtype), dtype)
+            if reason is not None:
                 issues.append({"head": h, "shift": [int(s) for s in shifts[h]], "axis": i,
-                               "reason": (f"its weights along axis {i} put {measured:.3e} off the target, "
-                                          f"more than the leak bound {allowed:.3e} of its stored alpha "
-                                          f"{float(head.alpha):.6g}")})
+                               "reason": reason})
                 break
     return issues
 

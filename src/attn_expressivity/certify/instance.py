@@ -22,9 +22,10 @@ proves, element by element,
 with ``S_h = max_k ‖x_k W_val^(h) W_out^(h)‖_∞`` over the keys of the padded
 image, ``L(α_h, D)`` the leak of the head *as stored* (its scores read exactly
 from the stored floats, the centre offset that storing ``fl(2αΔ)`` leaves
-included, :func:`_leak_of`) and ``τ_h`` the allowance of the split that built
-the blocks (0 for the exact identity splits, the rounding level of the
-decomposition for an SVD split: the same allowance :func:`attn_expressivity.verify`
+included, :func:`_leak_of`; the layer's ``α`` instead for a head whose ``α_h``
+is not it) and ``τ_h`` the allowance of the split that built
+the blocks (0 for the exact identity splits, the residual of the float64
+factors plus their storage rounding for an SVD split: the same allowance :func:`attn_expressivity.verify`
 uses, so the two agree on blocks that do not express their slice). The a-priori argument — head ``h``'s output differs from its target
 value by ``Σ_{k≠t} p_k (z_k − z_t)``, at most ``2 L S_h``, and from
 ``x_t W_Δh`` by at most ``‖x_t‖_1 max|W_val W_out − W_Δh|`` — is why the check
@@ -59,7 +60,7 @@ from ..errors import (
 )
 from ..theorem.construction import ConvAttention
 from ..theorem.factorisation import factorisation_allowance
-from ..theorem.heads import head_issues, intended_shifts, stored_heads
+from ..theorem.heads import charged_alpha, head_issues, intended_shifts, stored_heads
 from .report import CertificationReport
 
 __all__ = ["MAX_CERTIFY_WORK", "certify_layer", "certify_work"]
@@ -345,7 +346,9 @@ def _head_weights(be: Balls, layer: ConvAttention, heads: list[Any], issues: lis
 
     The scores are the stored ones, exactly; ``Δ_h`` is the shift of the kernel
     slice the head carries. A head that is not Lemma 2's is allowed only the
-    leak of a Lemma 2 head with its ``α`` (its own centre plays no part), so its
+    leak of a Lemma 2 head with its ``α`` (its own centre plays no part), and a
+    head whose stored ``α_h`` is not the layer's ``α`` only the leak at the layer's
+    ``α`` (:func:`attn_expressivity.theorem.heads.charged_alpha`), so its
     deviation shows in the elements.
     """
     num, zero, nd = be.num, be.num(0), layer.config.ndim
@@ -377,7 +380,7 @@ def _head_weights(be: Balls, layer: ConvAttention, heads: list[Any], issues: lis
             row.append(exp_cache[d])
         weights.append(row)
         offset = tuple(Fraction(0) for _ in shift) if h in named or None in named else head.offset
-        leaks.append(_leak_of(be, head.alpha, offset, nd, prec))
+        leaks.append(_leak_of(be, charged_alpha(layer, head), offset, nd, prec))
     return weights, leaks
 
 

@@ -39,8 +39,11 @@ class ConvAttention:
         The attention layer, with every weight inspectable.
     config : ConvConfig
         The convolution's validated hyper-parameters.
-    alpha : float
-        Inverse width of the Gaussian bumps (``inf`` for hard attention).
+    alpha : float or None
+        Inverse width of the Gaussian bumps (``inf`` for hard attention). The
+        checks compare it with the ``α_h`` each head stores
+        (:func:`attn_expressivity.theorem.heads.alpha_issues`); None declares no
+        single width (heads of several widths), and nothing is compared.
     shifts : ndarray of int, shape ``(n_heads, ndim)``
         ``Δ_h`` of each head (``k − q``).
     ranks : ndarray of int, shape ``(n_heads,)``
@@ -58,8 +61,10 @@ class ConvAttention:
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
     allowances : ndarray, shape ``(n_heads,)``, or None
         The largest entry of ``|W_Δh − W_val^(h) W_out^(h)|`` the split may
-        leave: 0 for the exact identity splits, the rounding level of the
-        decomposition for an SVD split. None: computed from the blocks by
+        leave: 0 for the exact identity splits, for an SVD split the residual of
+        its float64 factors plus the rounding of storing them
+        (:func:`~attn_expressivity.theorem.factorisation.split_allowance`),
+        recorded at construction. None: a tolerance computed from the blocks by
         :func:`~attn_expressivity.theorem.factorisation.factorisation_allowance`.
     """
 
@@ -212,7 +217,10 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
         shift, its rank and the minimum).
     ShapeError, ParameterTypeError, ParameterValueError, NonFiniteError
         As for :func:`attn_expressivity.conv`, and for a negative or NaN ``alpha``
-        or ``rank_tol`` (an infinite ``rank_tol`` too), or a ``drop_zero_heads``
+        or ``rank_tol`` (an infinite ``rank_tol`` too), a non-zero ``alpha`` below
+        the normal range of the weights' type (its head vectors would move the
+        centres; the message names the smallest ``alpha`` the type holds), an
+        ``alpha`` whose head vectors overflow that type, or a ``drop_zero_heads``
         that is not a bool.
 
     Examples
@@ -260,10 +268,34 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
                          allowances=allowances)
 
 
+def _check_alpha_normal(alpha: float | np.ndarray, dtype: np.dtype) -> None:
+    """Refuse a non-zero ``α`` below the normal range of the type the head vectors are stored in.
+
+    Below it ``fl(−α)`` and ``fl(2αΔ)`` are multiples of the smallest subnormal
+    number, rounded independently, so the stored centre ``fl(2αΔ) / 2 fl(α)`` may
+    sit up to half a pixel (or, when ``fl(α) = 0``, infinitely far) from ``Δ``: the
+    head is no longer Lemma 2's up to a relative rounding. From the smallest
+    normal number up, both entries carry a relative error ``u`` and the centre is
+    within ``3 (u_w + u_64) |Δ|`` of ``Δ`` (:mod:`attn_expressivity.theorem.heads`).
+    """
+    a = np.asarray(alpha, dtype=np.float64).reshape(-1)
+    info = np.finfo(dtype)
+    tiny = float(info.tiny)
+    low = a[(a > 0) & (a < tiny)]
+    if low.size:
+        name = np.dtype(dtype).name
+        raise ParameterValueError(
+            f"`alpha` must be 0 or at least {tiny!r} (the smallest normal {name} number) for "
+            f"{name} weights, got {float(low[0])!r}: stored below the normal range, the head vectors "
+            f"-alpha (1, -2 shift) round to multiples of the smallest subnormal number and move the "
+            f"centres off the shifts (use alpha=0 for uniform attention)")
+
+
 def _check_alpha_fits(shifts: np.ndarray, alpha: float, dtype: np.dtype) -> None:
     """Refuse an ``α`` whose head vectors ``−α(1, −2Δ)`` the weights' type cannot hold."""
     if not math.isfinite(alpha):
         return
+    _check_alpha_normal(alpha, dtype)
     v64 = quadratic_head_vectors(shifts, alpha)                               # Lemma 2
     top = float(np.finfo(dtype).max)
     if not float(np.abs(v64).max()) <= top:
@@ -327,8 +359,9 @@ def centres_to_mhsa(centres: np.ndarray, alpha: float | np.ndarray, w_val: np.nd
     ------
     ParameterValueError, ParameterTypeError, ShapeError, NonFiniteError
         As for :func:`~attn_expressivity.quadratic_head_vectors` and
-        :class:`~attn_expressivity.MultiHeadSelfAttention`; a negative ``α``, or
-        ``α = inf`` given per head.
+        :class:`~attn_expressivity.MultiHeadSelfAttention`; a negative ``α``,
+        ``α = inf`` given per head, or a non-zero ``α`` below the normal range of
+        ``w_val``'s type.
 
     Examples
     --------
@@ -354,6 +387,8 @@ def centres_to_mhsa(centres: np.ndarray, alpha: float | np.ndarray, w_val: np.nd
         if w_out_arr.ndim != 2:
             raise ShapeError(f"`w_out` must have shape (n_heads * d_head, d_out), got {w_out_arr.shape}")
         b_out = np.zeros(w_out_arr.shape[1], dtype=w_val.dtype)
+    if np.all(np.isfinite(alpha)):
+        _check_alpha_normal(alpha, w_val.dtype)
     centres = np.asarray(centres)
     if centres.ndim != 2 or (w_val.ndim == 3 and centres.shape[0] != w_val.shape[0]):
         raise ShapeError(

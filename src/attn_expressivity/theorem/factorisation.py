@@ -13,14 +13,16 @@ kernel slice of its shift. ``d_head`` equal to the largest slice rank suffices
   Gram matrix, :func:`certainly_full_rank`), which settles the largest rank
   without a singular value decomposition; ``d_head="paper"`` is the paper's own
   choice ``W_val = W_Δ``, ``W_out = I``, exact too.
-* Otherwise one rank-revealing SVD per slice gives the shortest split, and its
-  largest singular value gives the rank tolerance and the allowance of the
-  split (:func:`factorisation_allowance`), so no slice is decomposed twice.
+* Otherwise one rank-revealing SVD per slice, in float64 whatever the
+  kernel's type, gives the shortest split; its largest singular value gives the
+  rank tolerance, and its float64 factors the allowance of the split
+  (:func:`split_allowance`: their residual plus the rounding of storing them,
+  entry by entry), so no slice is decomposed twice.
 
-The rank tolerance is the rounding level of the decomposition: numpy's rule
-``σ_1 · max(d_in, d_out) · eps`` with ``eps`` of the type the SVD runs in
-(float32 for float16 kernels, whose entries are exact float32 numbers), so a
-full-rank float16 kernel is never truncated to a lower rank.
+The rank tolerance is the rounding level of the kernel's type: numpy's rule
+``σ_1 · max(d_in, d_out) · eps`` with ``eps`` of float64 for float64 kernels and
+of float32 for float32 and float16 ones, so a full-rank float16 kernel is never
+truncated to a lower rank.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .._validation import as_int
 from ..errors import HeadDimensionError, ParameterTypeError, ParameterValueError
 
 __all__ = ["Split", "certainly_full_rank", "check_rank_tol", "factorisation_allowance", "slice_ranks",
-           "split_slices"]
+           "split_allowance", "split_slices"]
 
 
 class Split(NamedTuple):
@@ -200,11 +202,17 @@ def _split(mats: np.ndarray, d_head: object, rank_tol: float | None, shifts: np.
 
 
 def _svd_split(mats: np.ndarray, dh: int | None, rank_tol: float | None, shifts: np.ndarray) -> Split:
-    """The shortest split from one SVD per slice; the identity split when that is as short."""
+    """The shortest split from one float64 SVD per slice; the identity split when that is as short.
+
+    The decomposition runs in float64 whatever the kernel's type (float16 and
+    float32 entries are exact there); the rank tolerance keeps the rounding level
+    of the kernel's own type (``eps`` of float32 for float16 and float32 kernels).
+    Each head's allowance is :func:`split_allowance` of its float64 factors.
+    """
     H, d_in, d_out = mats.shape
-    dt = _compute_dtype(mats.dtype)
-    eps = float(np.finfo(dt).eps)
-    u, s, vt = np.linalg.svd(mats.astype(dt), full_matrices=False)      # (H, d_in, r) (H, r) (H, r, d_out)
+    eps = float(np.finfo(_compute_dtype(mats.dtype)).eps)
+    m64 = mats.astype(np.float64)
+    u, s, vt = np.linalg.svd(m64, full_matrices=False)                  # (H, d_in, r) (H, r) (H, r, d_out)
     s1 = s.max(axis=1, initial=0.0)
     tol = s1 * max(d_in, d_out) * eps if rank_tol is None else np.full(H, float(rank_tol))
     ranks = (s > np.reshape(tol, (H, 1))).sum(axis=1)
@@ -221,15 +229,55 @@ def _svd_split(mats: np.ndarray, dh: int | None, rank_tol: float | None, shifts:
     if dh >= min(d_in, d_out):
         return Split(*_identity_split(mats, dh), ranks, np.zeros(H))
     r = min(dh, s.shape[1])
+    # W_Δ ≈ U_r S_r V_r^T: W_val = U_r S_r, W_out = V_r^T, the dropped directions zeroed
+    keep = np.arange(r)[None, :] < ranks[:, None]
+    a64 = u[:, :, :r] * (s[:, :r] * keep)[:, None, :]                   # (H, d_in, r)
+    b64 = vt[:, :r, :]                                                   # (H, r, d_out)
     w_val = np.zeros((H, d_in, dh), dtype=mats.dtype)
     w_out = np.zeros((H, dh, d_out), dtype=mats.dtype)
-    # W_Δ ≈ U_r S_r V_r^T: W_val = U_r S_r, W_out = V_r^T (exact up to the singular
-    # values at or below the rank tolerance and the rounding of the decomposition).
-    keep = np.arange(r)[None, :] < ranks[:, None]                # zero the dropped directions
-    w_val[:, :, :r] = u[:, :, :r] * (s[:, :r] * keep)[:, None, :]
-    w_out[:, :r, :] = vt[:, :r, :]
-    allow = np.array([_allowance(s1[h], d_in, d_out, dh, eps, mats.dtype, rank_tol) for h in range(H)])
+    w_val[:, :, :r] = a64
+    w_out[:, :r, :] = b64
+    allow = np.array([split_allowance(m64[h], a64[h], b64[h], mats.dtype) for h in range(H)])
     return Split(w_val, w_out.reshape(H * dh, d_out), ranks, allow)
+
+
+def split_allowance(mat: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> float:
+    """The largest ``|W_Δ − fl_w(A) fl_w(B)|`` entry a split from float64 factors ``A B`` can leave (a bound).
+
+    ``A`` (``d_in × r``) and ``B`` (``r × d_out``) are the float64 factors, stored
+    in ``dtype`` (``fl_w``, unit roundoff ``u_w``, smallest subnormal ``η_w``). Entry by
+    entry ``W − fl_w(A) fl_w(B) = (W − A B) + (A B − fl_w(A) fl_w(B))`` and
+
+    * ``|W − A B| <= |fl(W − fl(A B))| / (1 − u) + γ_r (|A| |B|) + 2 r η`` (float64:
+      the product in any order, then one subtraction; ``u``, ``η`` of float64);
+    * ``|A B − fl_w(A) fl_w(B)| <= (2u_w + u_w²) (|A| |B|) + 2 η_w (Σ_k |A_ik| + Σ_k |B_kj| + r η_w)``
+      (each stored entry is within ``u_w`` of its value, or ``η_w`` below the normal range).
+
+    The allowance is the largest entry of the sum, rounded up; a residual above it
+    is not the rounding of a split (lemma in ``docs/bounds.md``).
+
+    Examples
+    --------
+    >>> w = np.outer([1.0, 2.0], [3.0, 1.0])
+    >>> u, s, vt = np.linalg.svd(w)
+    >>> 0 < split_allowance(w, u[:, :1] * s[:1], vt[:1], np.dtype(np.float32)) < 1e-5
+    True
+    """
+    if mat.size == 0:
+        return 0.0
+    r = a.shape[1]
+    u64, eta64 = 2.0**-53, float(np.finfo(np.float64).smallest_subnormal)
+    info = np.finfo(dtype)
+    u_w, eta_w = float(info.eps) / 2, float(info.smallest_subnormal)
+    g_r = r * u64 / (1 - r * u64)
+    with np.errstate(under="ignore"):
+        mag = np.abs(a) @ np.abs(b)                                       # |A| |B|, rounded below
+        resid = np.abs(mat - a @ b)
+    mag = mag * (1 + (r + 2) * u64)                                       # rounded up
+    per = (resid / (1 - u64) + g_r * mag + 2 * r * eta64
+           + (2 * u_w + u_w * u_w) * mag
+           + 2 * eta_w * (np.abs(a).sum(axis=1)[:, None] + np.abs(b).sum(axis=0)[None, :] + r * eta_w))
+    return float(per.max()) * (1 + 8 * u64)
 
 
 def _allowance(s1: float, d_in: int, d_out: int, dh: int, eps: float, dtype: np.dtype,
@@ -248,9 +296,9 @@ def factorisation_allowance(mat: np.ndarray, w_val: np.ndarray, w_out: np.ndarra
                             rank_tol: float | None = None) -> float:
     """The largest entry of ``|W_Δ − W_val W_out|`` the construction may leave.
 
-    For blocks that carry no allowance of their own (a layer built elsewhere);
-    :func:`conv_to_mhsa` records the allowance of its split (0 for the exact
-    identity splits). An SVD split keeps the singular values above the rank
+    For blocks that carry no allowance of their own (a layer built elsewhere):
+    a tolerance. :func:`conv_to_mhsa` records the allowance of its split instead
+    (0 for the exact identity splits, :func:`split_allowance` for an SVD split). An SVD split keeps the singular values above the rank
     tolerance, so in exact arithmetic the residual's spectral norm (hence every
     entry) is at most that tolerance: ``rank_tol``, or the rounding level
     ``σ_1 · max(d_in, d_out) · eps`` with ``eps`` of the type the SVD runs in.

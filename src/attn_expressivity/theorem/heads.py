@@ -9,15 +9,19 @@ rounding of the storage (``Δ_h`` the shift of the kernel slice the head
 carries, :func:`intended_shifts`). :func:`stored_heads` reads ``α_h`` and ``μ_h − Δ_h``
 back exactly (rational arithmetic on the stored floats), and
 :func:`head_issues` lists the heads that are *not* Lemma 2's heads up to that
-rounding: content terms, a non-quadratic encoding, ``α_h < 0``, or a centre
+rounding: content terms, a non-quadratic encoding, ``α_h < 0``, an ``α_h`` further
+from the layer's ``α`` than ``3 (u_w + u_64) α`` (:func:`alpha_issues`), or a centre
 further from ``Δ_h`` than ``3 (u_w + u_64) |Δ_h|`` per axis (the two roundings of
-the storage, ``u_w`` the unit roundoff of the weights' type). The leak bound of
+the storage, ``u_w`` the unit roundoff of the weights' type; both need the stored
+entries in the normal range, which :func:`~attn_expressivity.conv_to_mhsa`
+requires of a non-zero ``α``). The leak bound of
 such a head does not hold, so a check that meets one fails, naming the head.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from fractions import Fraction
 from typing import Any, NamedTuple
 
@@ -25,7 +29,8 @@ import numpy as np
 
 from ..convolution.shifts import shift_set
 
-__all__ = ["StoredHead", "head_issues", "intended_shifts", "stored_heads"]
+__all__ = ["StoredHead", "alpha_issues", "alpha_range", "charged_alpha", "head_issues", "intended_shifts",
+           "storage_tolerance", "stored_heads"]
 
 
 def intended_shifts(layer: Any) -> np.ndarray:
@@ -115,12 +120,14 @@ def head_issues(layer: Any) -> list[dict[str, Any]]:
     if heads is None:
         return [{"head": None, "shift": None,
                  "reason": "the layer's encoding is not the quadratic one of Lemma 2"}]
-    u_w = float(np.finfo(mhsa.v.dtype).eps) / 2
-    rel = Fraction(3 * (u_w + 2.0**-53))
+    rel = storage_tolerance(layer)
     shifts = intended_shifts(layer)
-    issues = []
+    issues = alpha_issues(layer, heads)
+    named = {e["head"] for e in issues}
     for h, head in enumerate(heads):
         shift = [int(s) for s in shifts[h]]
+        if h in named:
+            continue
         if head.alpha < 0 or (head.alpha == 0 and any(head.coefficients[1:])):
             issues.append({"head": h, "shift": shift, "reason": (
                 f"its score is not a bump: alpha = {float(head.alpha):.6g} and linear "
@@ -133,3 +140,111 @@ def head_issues(layer: Any) -> list[dict[str, Any]]:
                     f"rounding of the stored head vector (|offset| <= {float(rel * abs(s)):.3g})")})
                 break
     return issues
+
+
+def storage_tolerance(layer: Any) -> Fraction:
+    """``3 (u_w + u_64)``: how far, relatively, storing ``v = −α(1, −2Δ)`` may move ``α_h`` and the centre.
+
+    ``u_w`` is the unit roundoff of the stored vector's type: ``fl(−α)`` errs by
+    ``u_w α`` and ``fl(fl64(2αΔ))`` by ``(u_w + u_64) 2α|Δ|`` (both in the normal
+    range, which :func:`~attn_expressivity.conv_to_mhsa` requires of a non-zero ``α``);
+    the factor 3 leaves room for an equivalent storage (``β`` and ``Ŵ_key`` rescaled).
+    """
+    u_w = float(np.finfo(layer.mhsa.v.dtype).eps) / 2
+    return Fraction(3 * (u_w + 2.0**-53))
+
+
+def _declared_alpha(layer: Any) -> float | None:
+    """``layer.alpha`` as a float, or None when the layer declares no single ``α``."""
+    alpha = getattr(layer, "alpha", None)
+    if alpha is None or isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        return None
+    alpha = float(alpha)
+    return None if math.isnan(alpha) else alpha
+
+
+def _alpha_off(head: StoredHead, declared: float, rel: Fraction) -> bool:
+    """Whether ``α_h`` differs from the declared ``α`` by more than the storage can explain."""
+    want = Fraction(declared)
+    return abs(head.alpha - want) > rel * want
+
+
+def alpha_issues(layer: Any, heads: list[StoredHead]) -> list[dict[str, Any]]:
+    """Heads whose stored ``α_h`` is not the layer's ``α`` up to the rounding of the storage.
+
+    The leak the bound charges a head is that of its stored ``α_h``, so a head
+    whose ``α_h`` was lowered after construction (a scaled ``v`` or ``Ŵ_key``)
+    would be charged a larger leak than the layer's ``α`` allows and pass with
+    a large error. ``α_h`` is read exactly (:func:`stored_heads`) and must satisfy
+    ``|α_h − α| <= 3 (u_w + u_64) α`` (:func:`storage_tolerance`); with ``α = ∞``
+    the layer must be hard attention (``β = ∞``) and with a finite ``α`` it must not.
+    When every head stores one and the same ``α_h`` that is not ``α``, the issue
+    is the layer's ``alpha`` (``head`` None). A layer without a declared ``α``
+    (``layer.alpha`` None) is not compared.
+
+    Examples
+    --------
+    >>> from attn_expressivity import conv_to_mhsa
+    >>> layer = conv_to_mhsa(np.ones((3, 1, 1)), alpha=30.0)
+    >>> alpha_issues(layer, stored_heads(layer))
+    []
+    >>> layer.mhsa.v[1] *= 0.01                                    # head 1 now at alpha 0.3
+    >>> alpha_issues(layer, stored_heads(layer))[0]["reason"][:34]
+    'its stored alpha 0.3 is not the la'
+    """
+    declared = _declared_alpha(layer)
+    if declared is None:
+        return []
+    hard = not math.isfinite(layer.mhsa.beta)
+    if math.isinf(declared) != hard:
+        return [{"head": None, "shift": None, "reason": (
+            f"the layer's alpha {declared!r} does not match its heads: beta = {layer.mhsa.beta!r} "
+            f"({'hard attention, alpha = inf' if hard else 'a finite alpha'})")}]
+    if hard:                        # β = ∞ only needs the argmax: any α_h > 0 (the bump check)
+        return []
+    rel = storage_tolerance(layer)
+    off = [h for h, head in enumerate(heads) if _alpha_off(head, declared, rel)]
+    if not off:
+        return []
+    tol = float(rel * Fraction(declared))
+    if len(heads) > 1 and len(off) == len(heads) and len({head.alpha for head in heads}) == 1:
+        return [{"head": None, "shift": None, "reason": (
+            f"the layer's alpha {declared:.6g} is not the alpha {float(heads[0].alpha):.6g} every head "
+            f"stores, up to the rounding of the stored head vectors (|alpha_h - alpha| <= {tol:.3g})")}]
+    shifts = intended_shifts(layer)
+    return [{"head": h, "shift": [int(s) for s in shifts[h]], "reason": (
+        f"its stored alpha {float(heads[h].alpha):.6g} is not the layer's alpha {declared:.6g} up to "
+        f"the rounding of the stored head vector (|alpha_h - alpha| <= {tol:.3g})")} for h in off]
+
+
+def charged_alpha(layer: Any, head: StoredHead) -> Fraction:
+    """The ``α`` whose leak head ``head`` may be charged: its own, or the layer's when they differ.
+
+    A head whose stored ``α_h`` is not the layer's ``α`` (:func:`alpha_issues`) is
+    charged only the leak a Lemma 2 head at the layer's ``α`` has (``α`` lowered by
+    the storage tolerance), so its deviation shows as an error above the bound.
+    """
+    declared = _declared_alpha(layer)
+    if declared is None or not math.isfinite(declared) or not math.isfinite(layer.mhsa.beta):
+        return head.alpha
+    rel = storage_tolerance(layer)
+    if not _alpha_off(head, declared, rel):
+        return head.alpha
+    return Fraction(declared) * (1 - rel)
+
+
+def alpha_range(layer: Any) -> list[float] | None:
+    """``[min_h α_h, max_h α_h]`` of the stored heads (``inf`` for hard attention); None if not quadratic.
+
+    Examples
+    --------
+    >>> from attn_expressivity import conv_to_mhsa
+    >>> alpha_range(conv_to_mhsa(np.ones((3, 1, 1)), alpha=30.0))
+    [30.0, 30.0]
+    """
+    heads = stored_heads(layer)
+    if not heads:
+        return None
+    if not math.isfinite(layer.mhsa.beta):
+        return [math.inf, math.inf]
+    return [float(min(h.alpha for h in heads)), float(max(h.alpha for h in heads))]
