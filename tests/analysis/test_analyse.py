@@ -24,7 +24,6 @@ from attn_expressivity.analysis import (
     read_forms,
     shift_grid,
 )
-from attn_expressivity.analysis.forms import exact_integer_centre
 
 
 def _permuted(layer, perm):
@@ -169,15 +168,50 @@ def test_shift_grid_finds_kernel_dilation_and_order():
     assert not g["is_shift_set"] and g["shared"] == [[0, 0]] and [0, 1] in g["missing"]
 
 
-def test_exact_integer_centre_accepts_the_construction_only():
+def test_read_forms_reads_lemma2_coefficients_back():
     for alpha in (0.1, 3.0, 1e6):
-        v = quadratic_head_vectors(shift_set(5), alpha)
-        forms, _ = forms_from_coefficients(v, ["sq", "d0", "d1"])
-        for h in range(25):
-            np.testing.assert_array_equal(exact_integer_centre(forms.P[h], forms.b[h], 2.0**-53), shift_set(5)[h])
+        forms, _ = forms_from_coefficients(quadratic_head_vectors(shift_set(5), alpha), ["sq", "d0", "d1"])
+        read = read_forms(forms)
+        np.testing.assert_array_equal(read["centres"], shift_set(5))
+        np.testing.assert_array_equal(read["alphas"], alpha)
     forms, _ = forms_from_coefficients(np.array([[-2.0, 4.0 * (1 + 1e-12), 0.0]]), ["sq", "d0", "d1"])
-    assert exact_integer_centre(forms.P[0], forms.b[0], 2.0**-53) is None
     assert read_forms(forms)["centres"][0, 0] == pytest.approx(1.0, rel=1e-11)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_apriori_bound_applies_to_every_stored_alpha_of_the_construction(dtype):
+    # conv_to_mhsa stores fl(-α) and fl(fl64(2αΔ)), each rounded once from the exact α: the
+    # stored centre is off Δ by that rounding, which the reading must accept (it refused 3 in 30
+    # float32 and 6 in 30 float16 layers), and the bound, read at the stored α, must still hold
+    rng = np.random.default_rng(20200427)
+    for alpha in rng.uniform(1.0, 100.0, 30):
+        weight = rng.standard_normal((4, 2, 2)).astype(dtype)         # shifts -3, -1, 1, 3
+        layer = conv_to_mhsa(weight, alpha=float(alpha), dilation=2)
+        report = analyse_attention(layer, x=rng.standard_normal((12, 2)).astype(dtype))
+        assert report.bound is not None, (alpha, report.bound_reason)
+        assert report.distance <= report.bound, alpha
+        np.testing.assert_array_equal(report.alphas, np.float64(dtype(-alpha)) * -1)   # the stored α
+    weight = rng.standard_normal((3, 3, 2, 2)).astype(dtype)
+    for alpha in rng.uniform(1.0, 40.0, 10):
+        layer = conv_to_mhsa(weight, alpha=float(alpha), dilation=(1, 2))
+        report = analyse_attention(layer, x=rng.standard_normal((8, 9, 2)).astype(dtype))
+        assert report.bound is not None and report.holds, (alpha, report.bound_reason)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_apriori_bound_refuses_a_centre_off_its_integer_shift(dtype):
+    rng = np.random.default_rng(5)
+    shifts = shift_set(3).astype(np.float64)
+    w_val, w_out = rng.standard_normal((9, 2, 2)).astype(dtype), rng.standard_normal((18, 2)).astype(dtype)
+    x = rng.standard_normal((8, 8, 2)).astype(dtype)
+    assert analyse_attention(centres_to_mhsa(shifts, 30.0, w_val, w_out), x=x).bound is not None
+    for h, axis in ((0, 1), (4, 0), (8, 0)):               # a shift -1, the shift 0 and a shift 1
+        moved = shifts.copy()
+        moved[h, axis] += 1e-3
+        report = analyse_attention(centres_to_mhsa(moved, 30.0, w_val, w_out), x=x)
+        np.testing.assert_array_equal(report.nearest, shift_set(3))      # still the same shift set
+        assert report.bound is None
+        assert report.bound_reason.startswith(f"head {h} is not an isotropic bump on an integer offset")
 
 
 def test_bad_input():

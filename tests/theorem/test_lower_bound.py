@@ -28,6 +28,7 @@ from attn_expressivity import (
     heads_lower_bound,
     min_heads,
 )
+from attn_expressivity.convolution.config import make_config
 from attn_expressivity.testing import assert_reproduces_conv, conv_configs, conv_options, images
 from attn_expressivity.verify import check_layer
 
@@ -140,16 +141,18 @@ def test_singular_values_are_those_of_the_conv_operator(cfg, data):
     size, w, opts = _draw_instance(cfg, data)
     dependent = np.linalg.matrix_rank(shift_matrices(cfg.kernel_size, size, **opts).reshape(
         math.prod(cfg.kernel_size), -1)) < math.prod(cfg.kernel_size)
-    if dependent:                                    # the theorem does not apply: refused
-        with pytest.raises(ShapeError, match="too small for the theorem"):
+    if dependent and cfg.padding_mode == "zeros":   # a shift no output sees: refused
+        with pytest.raises(ShapeError, match="too small for the theorem: no output sees the shift"):
             heads_lower_bound(w, 0, size, **opts)
         return
     b = heads_lower_bound(w, 0, size, **opts)
+    # dependent shifts (another mode, a small image): the bound is still computed, and flagged
+    assert b.shifts_independent is not dependent and (b.note is None) is not dependent
     ref = np.linalg.svd(conv_operator(w, size, **opts), compute_uv=False)   # descending
-    k = b.singular_values.size
-    tol = 64 * EPS * ref[0] * math.sqrt(ref.size)
-    assert np.abs(ref[:k] - b.singular_values).max() <= tol
-    assert np.abs(ref[k:]).max(initial=0.0) <= tol                         # nothing else
+    k = max(ref.size, b.singular_values.size)      # a short side's missing values are zeros
+    ref, got = (np.pad(v, (0, k - v.size)) for v in (ref, b.singular_values))
+    tol = 64 * EPS * ref[0] * math.sqrt(k)
+    assert np.abs(ref - got).max() <= tol
     assert b.total == pytest.approx(np.linalg.norm(ref), rel=1e-12)        # n_heads = 0
     assert b.output_size == conv(np.zeros(size + (cfg.d_in,)), w, **opts).shape[:-1]
 
@@ -226,6 +229,14 @@ def test_least_squares_positional_heads_never_beat_the_bound(cfg, data):
     n_heads = min_heads(w).lower - 1
     assume(n_heads >= 1)
     bound = heads_lower_bound(w, n_heads, size, **opts)
+    # both sides are float64 computations of the same Frobenius norms: a rounding allowance
+    assert _least_squares_error(rng, cfg, w, size, n_heads) >= bound.total * (1 - 1e-9)
+    assert bound.total > 0 or not bound.shifts_independent
+
+
+def _least_squares_error(rng, cfg, w, size, n_heads):
+    """``‖L_MHSA − L_conv‖_F`` of the package's layer with random softmax heads and the best ``M_h``."""
+    opts = conv_options(cfg)
     p, centres, alphas = _positional_heads(rng, cfg, size, n_heads)
     target = conv_operator(w, size, **opts)                                 # (n_out·n_in, d_in·d_out)
     a = p.reshape(n_heads, -1).T                                            # columns vec(P_h)
@@ -239,10 +250,37 @@ def test_least_squares_positional_heads_never_beat_the_bound(cfg, data):
     got = layer(basis).reshape(n_in, cfg.d_in, -1, cfg.d_out).transpose(2, 0, 1, 3)
     got = got.reshape(target.shape)
     assert np.abs(got - a @ m.reshape(n_heads, -1)).max() <= 1e-12 * max(1.0, np.abs(got).max())
-    err = float(np.linalg.norm(got - target))
-    # both sides are float64 computations of the same Frobenius norms: a rounding allowance
-    assert err >= bound.total * (1 - 1e-9)
-    assert bound.total > 0
+    return float(np.linalg.norm(got - target))
+
+
+@pytest.mark.parametrize(("kernel_size", "size", "opts"), [
+    ((2,), (3,), {"stride": 2, "padding": 1, "dilation": 2, "padding_mode": "reflect"}),
+    ((3,), (2,), {"padding": 2, "padding_mode": "circular"}),
+    ((2, 3), (2, 4), {"stride": 2, "padding": 1, "padding_mode": "replicate"}),
+    ((3, 3), (2, 3), {"padding": 2, "padding_mode": "circular"}),
+])
+def test_dependent_shifts_keep_the_bound_and_flag_the_necessity(kernel_size, size, opts):
+    """Eckart–Young needs no independence of the ``S_Δ``: on an image where they are dependent the
+    bound is returned (it was refused), equals the operator's tail, and no positional layer beats it."""
+    rng = np.random.default_rng(len(kernel_size) * 10 + math.prod(size))
+    w = rng.standard_normal(kernel_size + (3, 3))                          # 9 >= |S|: r(W) = |S|
+    cfg = make_config(w.shape, **opts)
+    s_mats = shift_matrices(kernel_size, size, **opts)
+    rank_g = np.linalg.matrix_rank(s_mats.reshape(len(s_mats), -1))
+    assert rank_g < len(s_mats) == min_heads(w).lower                       # dependent on this image
+    ref = np.linalg.svd(conv_operator(w, size, **opts), compute_uv=False)
+    assert np.count_nonzero(ref > 1e-12 * ref[0]) == rank_g                 # fewer heads than r(W) suffice
+    for n_heads in range(len(s_mats) + 1):
+        bound = heads_lower_bound(w, n_heads, size, **opts)
+        assert not bound.shifts_independent
+        assert "necessity statement" in bound.note and opts["padding_mode"] in bound.note
+        tail = float(np.sqrt(np.sum(ref[n_heads:] ** 2)))
+        assert bound.total == pytest.approx(tail, rel=1e-9, abs=64 * EPS * ref[0])
+        assert (bound.total > 1e-9 * ref[0]) is (n_heads < rank_g)
+        if 1 <= n_heads < rank_g:
+            for _ in range(3):
+                err = _least_squares_error(rng, cfg, w, size, n_heads)
+                assert err >= bound.total * (1 - 1e-9)
 
 
 @given(cfg=conv_configs(ndim=(1, 2), max_channels=3), data=st.data())
@@ -417,8 +455,6 @@ def test_dropped_heads_certified_and_in_torch():
      r"kernel larger than the padded input"),
     (lambda: heads_lower_bound(np.ones((3, 3, 1, 1)), 2, (1, 5)), ShapeError,
      r"too small for the theorem: no output sees the shift -1 along spatial axis 0"),
-    (lambda: heads_lower_bound(np.ones((3, 1, 1)), 2, 2, padding=2, padding_mode="circular"),
-     ShapeError, r"too small for the theorem: .*'circular' padding .*linearly dependent"),
     (lambda: heads_lower_bound(np.ones((3, 1, 1)), 2, 5, stide=2), ParameterTypeError,
      r"unknown convolution option\(s\) \['stide'\]"),
     (lambda: heads_lower_bound(np.ones((3, 3)), 2, 5), ShapeError, r"`weight` must have shape"),

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
@@ -174,23 +173,3 @@ def read_forms(forms: QuadraticForms) -> dict[str, np.ndarray]:
     alphas = np.where(iso, P[:, 0, 0], alphas)
     return {"centres": centres, "alphas": alphas, "isotropic": iso}
 
-
-def exact_integer_centre(P: np.ndarray, b: np.ndarray, unit_roundoff: float) -> np.ndarray | None:
-    """The integer centre of an isotropic form whose linear part is ``2αΔ`` to one rounding.
-
-    The a-priori error bound (:mod:`attn_expressivity.bounds.error`) assumes a
-    head's score coefficients are ``a = −α`` and ``b_i = fl(2αΔ_i)`` for an
-    integer ``Δ``; this returns that ``Δ`` when ``|b_i − 2αΔ_i| <= u|2αΔ_i|``
-    holds in exact rational arithmetic, and None otherwise.
-    """
-    D = b.shape[0]
-    if not np.array_equal(P, P[0, 0] * np.eye(D)) or not P[0, 0] > 0:
-        return None
-    alpha = Fraction(float(P[0, 0]))
-    centre = np.round(b / (2.0 * P[0, 0]))
-    u = Fraction(unit_roundoff)
-    for bi, ci in zip(b, centre):
-        target = 2 * alpha * Fraction(float(ci))
-        if abs(Fraction(float(bi)) - target) > u * abs(target):
-            return None
-    return centre.astype(np.int64)

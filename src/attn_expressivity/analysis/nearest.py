@@ -15,8 +15,11 @@ On an input, the distance between the layer and that convolution is measured on
 the queries ``p = o + ⌊d(K − 1)/2⌋`` of the "valid" outputs ``o`` (every target
 inside the image). For a package layer with integer centres, isotropic widths,
 one head per shift, no content terms and ``β = 1``, the a-priori bound of
-:func:`attn_expressivity.bounds.error.error_bound` applies head by head (the
-largest over the heads' widths is used); otherwise the report says why not.
+:func:`attn_expressivity.bounds.error.error_bound` applies, each head at the
+``α_h`` and centre its weights store; a centre may differ from its integer shift
+by the rounding of the storage and no more
+(:func:`attn_expressivity.theorem.heads.head_issues`). Otherwise the report says
+why not.
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ from typing import Any
 import numpy as np
 
 from ..bounds.error import error_bound
-from ..bounds.rounding import unit_roundoff
 from ..convolution.config import make_config
 from ..convolution.reference import conv
 from ..convolution.shifts import axis_shifts, left_offsets, shift_set
 from ..theorem.construction import ConvAttention
-from .forms import exact_integer_centre
+from ..theorem.heads import head_issues
 from .readers import Reading
 
 __all__ = ["apriori_bound", "layer_distance", "nearest_convolution", "shift_grid"]
@@ -136,24 +138,27 @@ def apriori_bound(reading: Reading, grid_info: dict[str, Any], kernel: np.ndarra
         return None, f"the bound is derived for beta = 1 (or inf), got {mhsa.beta!r}"
     if not grid_info["is_shift_set"]:
         return None, "the nearest integer offsets are not one head per shift of a shift set"
-    u = unit_roundoff(np.result_type(mhsa.v, mhsa.w_key_hat))
-    P, b = reading.forms
-    alphas = []
-    for h in range(reading.n_heads):
-        centre = exact_integer_centre(P[h], b[h], u)
-        shift = shift_set(tuple(grid_info["kernel_size"]), dilation=tuple(grid_info["dilation"]))
-        if centre is None or not np.array_equal(centre, shift[grid_info["kernel_index"][h]]):
-            return None, (f"head {h} is not an isotropic bump on an integer offset "
-                          "(the leak bound needs an integer centre)")
-        alphas.append(math.inf if mhsa.beta == math.inf else float(P[h, 0, 0]))
     cfg = make_config(kernel.shape, padding=0, dilation=tuple(grid_info["dilation"]))
     shifts = shift_set(tuple(grid_info["kernel_size"]), dilation=tuple(grid_info["dilation"]))
     idx = np.array(grid_info["kernel_index"])
     ranks = np.array([np.linalg.matrix_rank(m) for m in reading.head_maps()])
-    # heads of several widths declare no single alpha (None): each head is charged its own
-    alpha = alphas[0] if len(set(alphas)) == 1 else None
+    stored = [float(a) for a in reading.forms.P[:, 0, 0]]       # α_h as stored (c_0 read in float64, exact)
+    if min(stored) <= 0:
+        return None, f"head {int(np.argmin(stored))} is not a bump (alpha <= 0)"
+    # The layer's own α as stored: error_bound reads the stored head vectors. Heads of
+    # several widths declare no single α (None), so each head is charged its own.
+    if mhsa.beta == math.inf:
+        alpha = math.inf
+    else:
+        alpha = stored[0] if len(set(stored)) == 1 else None
     layer = ConvAttention(mhsa, cfg, alpha, shifts[idx], ranks, kernel, bias, None, idx)
+    issues = head_issues(layer)                # centre within the rounding of the storage of its shift
+    if issues:
+        return None, (f"head {issues[0]['head']} is not an isotropic bump on an integer offset: "
+                      f"{issues[0]['reason']} (the leak bound needs an integer centre)")
     report = error_bound(layer, x.astype(np.float64) if x.dtype != mhsa.w_val.dtype else x)
     if report["factorisation_excess"]:
         return None, "the value/output blocks do not reproduce the nearest kernel's slices"
+    if report["table_issues"]:
+        return None, f"head {report['table_issues'][0]['head']}: {report['table_issues'][0]['reason']}"
     return float(report["bound"]), None

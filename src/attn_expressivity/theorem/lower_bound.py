@@ -26,12 +26,16 @@ diagonal slices of a grouped kernel) and ``r(W) = rank U(W)``.
   are disjoint, so ``G = diag(c_Δ)``, ``c_Δ`` the number of outputs whose tap
   ``Δ`` falls inside the image. For inputs with i.i.d. standard normal entries
   the left side squared is the expected squared output error (plus
-  ``n_out·‖b_MHSA − b‖²``). :func:`heads_lower_bound` computes it.
+  ``n_out·‖b_MHSA − b‖²``). :func:`heads_lower_bound` computes it. This
+  statement holds for any ``G``: it needs no independence of the ``S_Δ``, so it
+  holds on every image, including those on which the necessity statement does
+  not apply (:attr:`HeadsLowerBound.shifts_independent` is false there).
 
 Stride, dilation and every padding mode are covered: ``S_Δ`` is the 0/1 matrix
 with ``(S_Δ)_{o,p} = 1`` when output ``o`` reads input pixel ``p`` through
 kernel index ``Δ``; the padding modes other than zeros map a tap outside the
-image to a pixel inside it, so supports can overlap and ``G`` is not diagonal.
+image to a pixel inside it, so supports can overlap and ``G`` is not diagonal
+(and, on a small image, singular: the ``S_Δ`` are then dependent).
 Both the output grid and the padding act axis by axis, so ``G`` is the
 Kronecker product of per-axis Gram matrices, computed exactly in integers.
 """
@@ -65,7 +69,8 @@ class HeadsInterval:
     lower : int
         ``r(W) = rank U(W)`` at :attr:`rank_tol`: no attention layer whose weights
         depend continuously on the input expresses the convolution with fewer heads
-        (on an image on which every shift is seen).
+        (on an image on which the shift matrices are linearly independent; with zero
+        padding, every shift is seen).
     upper : int
         The number of kernel slices that are not exactly zero: the heads of
         ``conv_to_mhsa(..., drop_zero_heads=True)``, which express it.
@@ -113,6 +118,16 @@ class HeadsLowerBound:
     gram : ndarray of int64, shape ``(n_slices, n_slices)``
         ``G_ΔΔ' = ⟨S_Δ, S_Δ'⟩_F``: the number of outputs at which taps ``Δ`` and
         ``Δ'`` read the same input pixel (diagonal ``c_Δ`` with zero padding).
+    shifts_independent : bool
+        Whether the shift matrices ``S_Δ`` are linearly independent on this image
+        (``G`` non-singular). Always true with zero padding (the function refuses an
+        image on which some shift is seen by no output). When false (another padding
+        mode on a small image) :attr:`total` is still a lower bound, but the
+        necessity statement (``r(W)`` heads needed, :func:`min_heads`) does not
+        apply on this image, and :attr:`total` may be zero with fewer than ``r(W)``
+        heads.
+    note : str or None
+        Why the necessity statement does not apply (None when it does).
     """
 
     n_heads: int
@@ -123,6 +138,8 @@ class HeadsLowerBound:
     relative: float
     singular_values: np.ndarray
     gram: np.ndarray
+    shifts_independent: bool = True
+    note: str | None = None
 
     @property
     def counts(self) -> np.ndarray:
@@ -158,9 +175,10 @@ def min_heads(weight: np.ndarray, *, rank_tol: float | None = None, **conv_optio
     ``lower = r(W) = rank U(W)``, the rank of the matrix whose rows are the
     vectorised kernel slices ``vec(W_Δ)`` (block diagonal for grouped kernels): an
     attention layer with fewer heads, whatever its encoding and content weights,
-    does not equal the convolution for every input on an image on which every
-    shift is seen (``docs/lower_bound.md``; :func:`heads_lower_bound` refuses the
-    images on which it is not).
+    does not equal the convolution for every input on an image on which the shift
+    matrices are linearly independent (``docs/lower_bound.md``; with zero padding,
+    every shift is seen; :attr:`HeadsLowerBound.shifts_independent` says whether
+    they are on a given image).
     ``upper`` is the number of slices that are not exactly zero: dropping the
     heads of the others (``conv_to_mhsa(..., drop_zero_heads=True)``) still
     expresses the convolution. For a generic kernel with
@@ -279,9 +297,9 @@ def shift_gram(config: ConvConfig, image_size: tuple[int, ...]) -> tuple[list[li
     Raises
     ------
     ShapeError
-        Some shift is seen by no output (zero padding), or the shift matrices are
-        linearly dependent on this image (another padding mode): the theorem does
-        not apply there.
+        Some shift is seen by no output (zero padding): its slice cannot be told
+        apart from zero. With the other modes every tap reads a pixel; their
+        per-axis Gram matrices may be singular (:func:`heads_lower_bound` notes it).
 
     Examples
     --------
@@ -304,24 +322,23 @@ def shift_gram(config: ConvConfig, image_size: tuple[int, ...]) -> tuple[list[li
                     f"padding {pad}, stride {s}, dilation {d}), so its kernel slices cannot be told "
                     f"apart from zero; every shift must be seen by some output query"
                 )
-        elif _is_singular(g):
-            raise ShapeError(
-                f"the image is too small for the theorem: along spatial axis {axis} (image size "
-                f"{size}, padding {pad}, stride {s}, dilation {d}) the taps that leave the image "
-                f"under {config.padding_mode!r} padding read pixels other taps read, and the shift "
-                f"matrices are linearly dependent (per-axis Gram matrix {g} is singular)"
-            )
         grams.append(g)
         out.append(taps.shape[0])
     return grams, tuple(out)
+
+
+def _singular_axes(grams: list[list[list[int]]]) -> list[int]:
+    """The spatial axes whose Gram matrix is singular: ``G = ⊗ G_a`` is singular exactly when one is."""
+    return [axis for axis, g in enumerate(grams) if _is_singular(g)]
 
 
 def _weighted_unfolding(weight: np.ndarray, grams: list[list[list[int]]], mode: str) -> np.ndarray:
     """``Fᵀ U(W)`` for a factor ``F Fᵀ = G``: its singular values are those of ``G^{1/2} U(W)``.
 
     ``(Fᵀ U)ᵀ (Fᵀ U) = Uᵀ G U``. With zero padding ``F = diag(√c_Δ)``; otherwise
-    ``F`` is the Kronecker product of the per-axis Cholesky factors (each ``G_a``
-    is positive definite: :func:`shift_gram` refused the singular ones).
+    ``F`` is the Kronecker product of per-axis factors: the Cholesky factor of a
+    positive definite ``G_a``, ``V Λ^{1/2}`` from the eigendecomposition of a
+    singular one (positive semi-definite: a Gram matrix).
     """
     u = _unfolding(weight)                                                 # (n_slices, N)
     if mode == "zeros":
@@ -331,7 +348,13 @@ def _weighted_unfolding(weight: np.ndarray, grams: list[list[list[int]]], mode: 
         return np.sqrt(counts)[:, None] * u
     factor = np.ones((1, 1))
     for g in grams:
-        factor = np.kron(factor, np.linalg.cholesky(np.array(g, dtype=np.float64)))
+        ga = np.array(g, dtype=np.float64)
+        if _is_singular(g):
+            lam, vec = np.linalg.eigh(ga)
+            fa = vec * np.sqrt(np.maximum(lam, 0.0))                       # F_a F_aᵀ = G_a
+        else:
+            fa = np.linalg.cholesky(ga)
+        factor = np.kron(factor, fa)
     return factor.T @ u
 
 
@@ -349,10 +372,19 @@ def heads_lower_bound(weight: np.ndarray, n_heads: int, image_size: int | tuple[
 
     ``G`` the Gram matrix of the shift matrices (``diag(c_Δ)`` with zero padding,
     ``c_Δ`` the number of outputs that see tap ``Δ`` inside the image). It is
-    zero exactly when ``n_heads >= r(W)`` and is attained by ``P_h`` that are
-    signed combinations of the ``S_Δ``, which softmax heads cannot form in general.
-    For inputs with i.i.d. standard normal entries the left side squared is the
-    expected squared output error (a bias mismatch only adds to it).
+    attained by ``P_h`` that are signed combinations of the ``S_Δ``, which softmax
+    heads cannot form in general. For inputs with i.i.d. standard normal entries
+    the left side squared is the expected squared output error (a bias mismatch
+    only adds to it).
+
+    Eckart–Young needs nothing of ``G``, so the bound holds on every image the
+    convolution accepts. Where the ``S_Δ`` are linearly independent (always with
+    zero padding, on an image on which every shift is seen) it is zero exactly
+    when ``n_heads >= r(W)``, as the necessity statement says. With another padding
+    mode on a small image the ``S_Δ`` can be dependent: the bound still holds, but
+    it is zero from ``rank(G^{1/2} U(W)) <= r(W)`` heads on and the necessity
+    statement does not apply there; ``shifts_independent`` is then false and
+    ``note`` says why.
 
     Parameters
     ----------
@@ -369,7 +401,8 @@ def heads_lower_bound(weight: np.ndarray, n_heads: int, image_size: int | tuple[
     -------
     HeadsLowerBound
         ``total``, ``per_pixel`` and ``relative`` (float64, to rounding: the
-        singular values carry an absolute error of a few ``eps·σ_1``).
+        singular values carry an absolute error of a few ``eps·σ_1``), and
+        ``shifts_independent`` and ``note``.
 
     Raises
     ------
@@ -378,8 +411,7 @@ def heads_lower_bound(weight: np.ndarray, n_heads: int, image_size: int | tuple[
     ShapeError
         An image size with the wrong number of axes or too small for the
         convolution (as :func:`attn_expressivity.conv` refuses it), or too small
-        for the theorem: some shift seen by no output (zero padding) or shift
-        matrices that are linearly dependent (other padding modes).
+        for the theorem: with zero padding, some shift seen by no output.
     NonFiniteError
         A weight with NaN or infinite entries.
 
@@ -392,6 +424,12 @@ def heads_lower_bound(weight: np.ndarray, n_heads: int, image_size: int | tuple[
     (True, 0.0)
     >>> b.counts.reshape(3, 3).tolist()                    # c_Δ on a 6×6 image, zero padding
     [[25, 30, 25], [30, 36, 30], [25, 30, 25]]
+    >>> w1 = rng.standard_normal((2, 2, 3))                 # 1-D, K = 2: r(W) = 2
+    >>> r = heads_lower_bound(w1, 1, 3, stride=2, padding=1, dilation=2, padding_mode="reflect")
+    >>> r.shifts_independent, r.gram.tolist()              # both taps read the same pixels: S_0 = S_1
+    (False, [[2, 2], [2, 2]])
+    >>> bool(r.total <= 1e-12 * r.singular_values[0])      # one head suffices here (P = S_0, M = W_0 + W_1)
+    True
     """
     weight, cfg = _weight_and_config(weight, conv_options)
     n_heads = as_int(n_heads, "n_heads", minimum=0)
@@ -405,7 +443,16 @@ def heads_lower_bound(weight: np.ndarray, n_heads: int, image_size: int | tuple[
     s = np.linalg.svd(b, compute_uv=False)                                 # σ(Fᵀ U) = σ(G^{1/2} U)
     tail = float(np.sqrt(np.sum(s[n_heads:] ** 2)))
     norm = float(np.sqrt(np.sum(s**2)))
+    dependent = _singular_axes(grams)
+    note = None
+    if dependent:
+        axis = dependent[0]
+        note = (f"the shift matrices are linearly dependent on this image: along spatial axis {axis} "
+                f"(image size {size[axis]}, padding {cfg.pad_width[axis]}) the taps that leave the image "
+                f"under {cfg.padding_mode!r} padding read pixels other taps read (per-axis Gram matrix "
+                f"{grams[axis]} is singular); the bound holds, but the necessity statement (r(W) heads "
+                f"needed, min_heads) does not apply on this image")
     return HeadsLowerBound(n_heads=n_heads, image_size=size, output_size=out, total=tail,
                            per_pixel=tail / math.sqrt(math.prod(out)),
                            relative=tail / norm if norm > 0 else 0.0,
-                           singular_values=s, gram=gram)
+                           singular_values=s, gram=gram, shifts_independent=not dependent, note=note)
