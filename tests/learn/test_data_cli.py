@@ -57,7 +57,8 @@ def test_learn_heads_with_the_cnn_is_bad_usage(capsys):
 
 def test_learn_cnn_report_has_no_empty_attention_line(monkeypatch, capsys):
     """The one-line report of a network without attention layers leaves the distances out."""
-    pytest.importorskip("torch", reason="needs the learn extra: pip install 'attn-expressivity[learn]'")
+    for module in ("torch", "skimage", "tqdm", "matplotlib"):     # the CLI checks the whole extra first
+        pytest.importorskip(module, reason="needs the learn extra: pip install 'attn-expressivity[learn]'")
     from attn_expressivity.learn import classify
 
     def fake(cfg, show_progress=True):
