@@ -193,8 +193,27 @@ def test_alpha_that_overflows_float64_is_refused(capsys):
 
 
 def test_float16_weights_say_which_alpha_they_can_hold():
+    """The α named is one whose head vectors and scores near the targets float16 holds:
+    (|Δ| + 2) · max(|Δ| + 2, 2|Δ|) · α = 9 α <= 65504 for a 3×3 kernel."""
     w = np.ones((3, 3, 1, 1), np.float16)
     with pytest.raises(ParameterValueError, match=r"too large for float16 weights.*largest alpha "
-                                                  r"float16 can hold for these shifts is 32752"):
-        conv_to_mhsa(w, alpha=40000.0)
-    assert conv_to_mhsa(w, alpha=32752.0).mhsa.v.dtype == np.float16
+                                                  r"float16 can hold for these shifts is 7278\.0 "):
+        conv_to_mhsa(w, alpha=7279.0)
+    assert conv_to_mhsa(w, alpha=7278.0).mhsa.v.dtype == np.float16
+
+
+@pytest.mark.parametrize(("dtype", "k", "too_large"), [
+    (np.float64, 3, 8.9e307), (np.float64, 5, 4.4e307), (np.float32, 3, 1.7e38), (np.float32, 5, 8e37),
+    (np.float16, 3, 32000.0), (np.float16, 5, 10000.0)])
+def test_every_alpha_the_construction_accepts_gives_a_verdict(dtype, k, too_large):
+    """α that the construction accepted used to overflow the scores later (NonFiniteError):
+    it is refused up front, and the largest α the message names gives a verdict on both paths."""
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((k, k, 2, 2)).astype(dtype)
+    x = rng.standard_normal((12, 12, 2)).astype(dtype)
+    with pytest.raises(ParameterValueError, match="can hold for these shifts is") as info:
+        conv_to_mhsa(w, alpha=too_large)
+    largest = float(str(info.value).split("shifts is ")[1].split(" ")[0])
+    assert largest < too_large
+    for path in ("separable", "dense"):
+        assert verify(w, x, alpha=largest, path=path).holds

@@ -584,7 +584,9 @@ def verify(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None = None, *,
     x : ndarray, shape ``(*batch, *spatial, d_in)``
     bias : ndarray, shape ``(d_out,)``, optional
     alpha : float
-        Inverse width in ``[0, ∞]``.
+        Inverse width in ``[0, ∞]`` that the kernel's type can hold, as for
+        :func:`attn_expressivity.conv_to_mhsa` (0, ``inf``, or between the type's
+        smallest normal number and the limit its scores can hold).
     d_head : int, "paper" or None, optional
         As for :func:`attn_expressivity.conv_to_mhsa`.
     certify : bool, optional

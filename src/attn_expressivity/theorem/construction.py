@@ -179,7 +179,13 @@ def conv_to_mhsa(weight: np.ndarray, bias: np.ndarray | None = None, *, alpha: f
     weight : ndarray, shape ``(*kernel_size, d_in // groups, d_out)``
     bias : ndarray, shape ``(d_out,)``, optional
     alpha : float
-        Inverse width, in ``[0, ∞]``.
+        Inverse width: ``0``, ``inf`` (hard attention), or a finite α the weights'
+        type can hold: at least its smallest normal number (so the stored head
+        vectors keep their centres) and at most ``max / ((m + 2) max(m + 2, 2m))``,
+        ``m`` the largest ``|Δ_i|`` of the shift set, so that the scores near every
+        target stay finite (about ``2e307`` for a 3×3 kernel in float64, ``7278``
+        in float16); other values raise :class:`ParameterValueError` naming the
+        limit.
     stride, padding, dilation, groups, padding_mode
         As for :func:`attn_expressivity.conv` (PyTorch's semantics).
     d_head : int, "paper" or None, optional
@@ -291,20 +297,37 @@ def _check_alpha_normal(alpha: float | np.ndarray, dtype: np.dtype) -> None:
             f"centres off the shifts (use alpha=0 for uniform attention)")
 
 
+def _score_reach(shifts: np.ndarray) -> int:
+    """The largest factor ``t² `` or ``2|Δ_i| |t|`` of a score formed near a head's target.
+
+    The paths form ``f(t) = a t² + b t`` (``a = −α``, ``b = 2αΔ_i``) per axis on a window
+    of keys around the target ``Δ_i``; at an α large enough to come near the type's range
+    the window is the target and one key on each side, which a window clipped at the end
+    of an axis may slide by one more: ``|t| <= m + 2`` with ``m = max |Δ_i|``.
+    """
+    m = int(np.abs(shifts).max()) if shifts.size else 0
+    return (m + 2) * max(m + 2, 2 * m)
+
+
 def _check_alpha_fits(shifts: np.ndarray, alpha: float, dtype: np.dtype) -> None:
-    """Refuse an ``α`` whose head vectors ``−α(1, −2Δ)`` the weights' type cannot hold."""
+    """Refuse an ``α`` whose head vectors ``−α(1, −2Δ)``, or whose scores near the targets, the weights' type cannot hold."""
     if not math.isfinite(alpha):
         return
     _check_alpha_normal(alpha, dtype)
-    v64 = quadratic_head_vectors(shifts, alpha)                               # Lemma 2
     top = float(np.finfo(dtype).max)
-    if not float(np.abs(v64).max()) <= top:
-        reach = max(1, 2 * int(np.abs(shifts).max()))
+    reach = _score_reach(shifts)                  # >= 2 max|Δ| and >= 1: it covers v too
+    if not alpha * reach <= top:
+        name = np.dtype(dtype).name
+        largest = top / reach
+        largest = float(math.floor(largest)) if largest < 2.0**52 else largest
+        while largest * reach > top:              # the α printed must itself be accepted
+            largest = float(np.nextafter(largest, 0.0))
         raise ParameterValueError(
-            f"`alpha` = {alpha!r} is too large for {np.dtype(dtype).name} weights: the head vectors "
-            f"-alpha (1, -2 shift) reach {float(np.abs(v64).max()):.4g}, above {np.dtype(dtype).name}'s "
-            f"largest number {top:.6g}; the largest alpha {np.dtype(dtype).name} can hold for these "
-            f"shifts is {math.floor(top / reach):.6g} (or use alpha=inf for hard attention)")
+            f"`alpha` = {alpha!r} is too large for {name} weights: the head vectors "
+            f"-alpha (1, -2 shift) and the scores -alpha t^2 + 2 alpha shift t near each target "
+            f"reach {alpha * reach:.4g}, above {name}'s largest number {top:.6g}; the largest "
+            f"alpha {name} can hold for these shifts is {largest!r} "
+            f"(or use alpha=inf for hard attention)")
 
 
 def _quadratic_layer(centres: np.ndarray, alpha: float | np.ndarray, w_val: np.ndarray,
