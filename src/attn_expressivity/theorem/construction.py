@@ -322,10 +322,11 @@ def _check_alpha_fits(shifts: np.ndarray, alpha: float, dtype: np.dtype) -> None
         largest = float(math.floor(largest)) if largest < 2.0**52 else largest
         while largest * reach > top:              # the α printed must itself be accepted
             largest = float(np.nextafter(largest, 0.0))
+        size = f"{alpha * reach:.4g}" if math.isfinite(alpha * reach) else f"{alpha:.4g} x {reach}"
         raise ParameterValueError(
             f"`alpha` = {alpha!r} is too large for {name} weights: the head vectors "
             f"-alpha (1, -2 shift) and the scores -alpha t^2 + 2 alpha shift t near each target "
-            f"reach {alpha * reach:.4g}, above {name}'s largest number {top:.6g}; the largest "
+            f"reach {size}, above {name}'s largest number {top:.6g}; the largest "
             f"alpha {name} can hold for these shifts is {largest!r} "
             f"(or use alpha=inf for hard attention)")
 
