@@ -50,8 +50,7 @@ import numpy as np
 
 from ._threads import single_blas_thread
 from ._validation import as_alpha, as_float_array
-from .attention.axes import band_width
-from .bounds.elementwise import sharp_check
+from .bounds.elementwise import sharp_check, table_bytes
 from .bounds.error import error_bound
 from .certify.instance import certify_layer
 from .certify.report import CertificationReport
@@ -375,14 +374,8 @@ def sharp_work(layer: ConvAttention, x: np.ndarray, path: str) -> int:
     # the element-wise leak holds about 16 float64 tables of queries x band width per distinct
     # axis factor (L x L for a shared row, alpha = 0, or a band as wide as the axis, tiny alpha):
     # beyond the memory budget the check is not chosen
-    a, b = m.axis_coefficients() if not m.has_content_terms else (None, None)
-    if a is not None:
-        keys = {(i, float(a[h, i]), float(b[h, i]), tuple(layer.shifts[h])) for h in range(m.n_heads) for i in range(nd)}
-        outs = cfg.output_shape(spatial)
-        table_bytes = sum(128 * outs[i] * band_width(k1, k2, padded[i], m.beta, np.result_type(x, m.w_val))
-                          for i, k1, k2, _ in keys)
-        if table_bytes > m.memory_budget:
-            return SHARP_WORK + 1
+    if table_bytes(layer, x) > m.memory_budget:
+        return SHARP_WORK + 1
     if path == "separable":
         return batch * n * m.n_heads * (8 * products + 6 * channels * (2 * nd + 2))
     return batch * m.n_heads * (4 * n * n_q + 8 * n * products + 6 * n * channels)
