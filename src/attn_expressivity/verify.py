@@ -50,7 +50,7 @@ import numpy as np
 
 from ._threads import single_blas_thread
 from ._validation import as_alpha, as_float_array
-from .bounds.elementwise import sharp_check
+from .bounds.elementwise import sharp_check, table_bytes
 from .bounds.error import error_bound
 from .certify.instance import certify_layer
 from .certify.report import CertificationReport
@@ -371,6 +371,11 @@ def sharp_work(layer: ConvAttention, x: np.ndarray, path: str) -> int:
     # the traced products form every z_i M_io (an array of rows x d_in x d_out per head) and
     # its exact error (Dekker's TwoProduct, a dozen array operations), then sum both pairwise
     products = min(cfg.d_in * cfg.d_out, m.d_head * (cfg.d_in + cfg.d_out))
+    # the element-wise leak holds about 16 float64 tables of queries x band width per distinct
+    # axis factor (L x L for a shared row, alpha = 0, or a band as wide as the axis, tiny alpha):
+    # beyond the memory budget the check is not chosen
+    if table_bytes(layer, x) > m.memory_budget:
+        return SHARP_WORK + 1
     if path == "separable":
         return batch * n * m.n_heads * (8 * products + 6 * channels * (2 * nd + 2))
     return batch * m.n_heads * (4 * n * n_q + 8 * n * products + 6 * n * channels)

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import NonFiniteError
 from .softmax import exp_floor
 
-__all__ = ["AxisTable", "axis_scores", "axis_table", "band_width"]
+__all__ = ["AxisTable", "axis_scores", "axis_table", "axis_table_blocks", "band_width"]
 
 _OVERFLOW = ("attention scores overflowed the floating-point range; scale the score "
              "weights down and use `beta` for the inverse temperature")
@@ -257,3 +257,68 @@ def _shared_table(a: float, b: float, size: int, dtype: np.dtype, beta: float, n
     lo, hi = int(keep[0]), int(keep[-1]) + 1
     done = _finish(np.ascontiguousarray(row[:, lo:hi]), np.array([lo]), size, dtype, normalise)
     return done._replace(shared=True)
+
+
+def axis_table_blocks(a: float, b: float, size: int, queries: np.ndarray, dtype: np.dtype, beta: float,
+                      *, normalise: bool = True, budget: int = 2**26):
+    """:func:`axis_table` in blocks of rows: yields ``(lo, hi, table)`` for the queries ``lo:hi``.
+
+    Each block holds the rows ``lo:hi`` of ``axis_table(a, b, size, queries, ...)``
+    exactly, with the same starts and width: the windows, their widening and
+    the compaction are planned over every query first (``O(m)`` integers), and
+    only one block of ``(rows, width)`` weights, about ``budget / 8`` entries
+    with its temporaries, is held at a time. A shared table (``a = 0`` or
+    ``β = 0``) is one block of one row.
+    """
+    queries = np.asarray(queries, dtype=np.int64)
+    m = queries.size
+    if beta == 0.0 or a == 0.0 or not m:
+        yield 0, m, axis_table(a, b, size, queries, dtype, beta, normalise=normalise)
+        return
+    floor = exp_floor(dtype)
+
+    def blocks(width: int):
+        step = max(1, budget // (16 * 8 * max(width, 1)))
+        return [(lo, min(m, lo + step)) for lo in range(0, m, step)]
+
+    if a > 0.0:
+        first, width = np.zeros_like(queries), size
+    else:
+        first_t, last_t = _radius(a, b, beta, floor, -queries, size - 1 - queries, 1.0)
+        pad = 0
+        while True:                     # axis_table's widening, checked block by block
+            lo_t = np.maximum(first_t - pad, -queries)
+            hi_t = np.minimum(last_t + pad, size - 1 - queries)
+            width = int(min(size, (hi_t - lo_t).max() + 1))
+            first = np.clip(queries + lo_t, 0, size - width)
+            if width == size or all(
+                    _window_holds(_fill(a, b, size, queries[lo:hi], first[lo:hi], width, dtype, beta, floor),
+                                  first[lo:hi], width, size, beta) for lo, hi in blocks(width)):
+                break
+            pad = 2 * pad + 1
+
+    def filled(lo: int, hi: int) -> np.ndarray:
+        table = _fill(a, b, size, queries[lo:hi], first[lo:hi], width, dtype, beta, floor)
+        if normalise:
+            table /= table.sum(axis=1, keepdims=True)
+            table[table < np.finfo(dtype).tiny] = 0.0
+        return table
+
+    # the compaction of _finish, planned over every row
+    lead = np.zeros(m, dtype=np.int64)
+    last = np.full(m, width - 1, dtype=np.int64)
+    any_nz = False
+    for lo, hi in blocks(width):
+        nz = filled(lo, hi) != 0
+        lead[lo:hi] = np.argmax(nz, axis=1)
+        last[lo:hi] = width - 1 - np.argmax(nz[:, ::-1], axis=1)
+        any_nz = any_nz or bool(nz.any())
+    kept = int((last - lead).max()) + 1 if any_nz else width
+    start = np.clip(first + lead, 0, size - kept) if kept < width else first
+    for lo, hi in blocks(width):
+        table = filled(lo, hi)
+        if kept < width:
+            cols = (start[lo:hi] - first[lo:hi])[:, None] + np.arange(kept)[None, :]
+            table = np.take_along_axis(table, np.clip(cols, 0, width - 1), axis=1) * ((cols >= 0) & (cols < width))
+        yield lo, hi, AxisTable(start[lo:hi].astype(np.int64), np.ascontiguousarray(table, dtype=dtype), size,
+                                False, hi - lo)

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..attention.axes import AxisTable
+from ..attention.axes import AxisTable, band_width
 from ..attention.bands import contract
 from ..attention.traced import safety_factor, trace_positional, trace_separable
 from ..convolution.accurate import conv_accurate
@@ -49,7 +49,7 @@ from ..theorem.heads import stored_heads
 from .rounding import gamma, underflow_unit, unit_roundoff
 from .tables import HeadAxes, head_axes, structural_issues, theory_budgets
 
-__all__ = ["SharpResult", "abs_contract", "channel_abs", "residual_bounds", "sharp_check"]
+__all__ = ["SharpResult", "abs_contract", "table_bytes", "channel_abs", "residual_bounds", "sharp_check"]
 
 _U64 = 2.0**-53
 
@@ -81,6 +81,23 @@ def abs_contract(values: np.ndarray, tables: list[AxisTable]) -> np.ndarray:
         arr = contract(arr.reshape(pre, shape[i + 1], post), table).reshape(
             shape[:i + 1] + (table.rows,) + shape[i + 2:])
     return arr
+
+
+def table_bytes(layer: Any, x: np.ndarray) -> int:
+    """About how many bytes :func:`sharp_check`'s tables take: 16 float64 tables of queries × band width
+    per distinct axis factor (``L × L`` for a row shared by every query, ``α = 0``, or a band as wide
+    as the axis, a tiny ``α``); 0 for a layer without per-axis factors."""
+    cfg, m = layer.config, layer.mhsa
+    if m.has_content_terms:
+        return 0
+    a, b = m.axis_coefficients()
+    nd = cfg.ndim
+    spatial = tuple(x.shape[x.ndim - nd - 1:-1])
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, cfg.pad_width))
+    outs = cfg.output_shape(spatial)
+    dtype = np.result_type(x, m.w_val)
+    keys = {(i, float(a[h, i]), float(b[h, i]), tuple(layer.shifts[h])) for h in range(m.n_heads) for i in range(nd)}
+    return sum(128 * outs[i] * band_width(k1, k2, padded[i], m.beta, dtype) for i, k1, k2, _ in keys)
 
 
 def _one_hot(targets: np.ndarray, size: int) -> AxisTable:

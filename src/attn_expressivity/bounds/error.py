@@ -47,33 +47,32 @@ from typing import Any
 
 import numpy as np
 
-from ..attention.traced import error_tables, safety_factor
+from ..attention.traced import safety_factor
 from ..convolution.slices import kernel_slices
 from ..errors import ParameterValueError
 from ..theorem.construction import ConvAttention
 from .elementwise import failing_heads, residual_bounds
 from .rounding import gamma, underflow_unit, unit_roundoff
-from .tables import HeadAxes, head_axes, structural_issues
+from .tables import HeadStats, head_stats, structural_issues
 
 __all__ = ["error_bound"]
 
 _U64 = 2.0**-53
 
 
-def _axis_factors(table, u: float, spread: float) -> tuple[float, float, int]:
-    """``(σ, λ, w)`` of one computed table: largest row sum, largest error-table row sum, band width."""
-    lemma, standard, w = error_tables(table, u, spread)
-    sigma = float(np.abs(table.values.astype(np.float64, copy=False)).sum(axis=1).max()) * (1 + 2 * (w + 1) * _U64)
-    lam = float(np.minimum(lemma.values.sum(axis=1), standard.values.sum(axis=1)).max()) * (1 + 2 * (w + 1) * _U64)
+def _axis_factors(stats) -> tuple[float, float, int]:
+    """``(σ, λ, w)`` of one computed table: largest row sum, largest row sum of the smaller of
+    :func:`~attn_expressivity.attention.traced.error_tables`' two tables, widest row
+    (:func:`~attn_expressivity.bounds.tables.axis_stats`, in blocks)."""
+    sigma, lam, w = stats.rounding[:3]
     return sigma, lam, w
 
 
-def _separable_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.ndarray],
+def _separable_rounding(layer: ConvAttention, heads: list[HeadStats], amag: list[np.ndarray],
                         x_max: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Per output channel: the separable path's rounding (module docstring)."""
     mhsa = layer.mhsa
     u, eta = unit_roundoff(dtype), underflow_unit(dtype)
-    spread = 2.0 if dtype == np.float16 else 1.0
     d_in, dh, H = mhsa.d_in, mhsa.d_head, mhsa.n_heads
     a, b = mhsa.axis_coefficients()
     first = len({(float(a[h, 0]), float(b[h, 0])) for h in range(H)})
@@ -81,14 +80,14 @@ def _separable_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[
     total_mag = np.zeros(mhsa.d_out)
     total_err = np.zeros(mhsa.d_out)
     for ha, (w_val_abs, w_out_abs) in zip(heads, amag):
-        s0, l0, w0 = _axis_factors(ha.tables[0], u, spread)
+        s0, l0, w0 = _axis_factors(ha.tables[0])
         mag_in = s0 * x_max
         err_in = l0 * x_max + 3 * w0 * eta
         mag = (mag_in @ w_val_abs) @ w_out_abs * (1 + 4 * gamma(d_in + dh, _U64))
         err = (err_in @ w_val_abs) @ w_out_abs * (1 + 4 * gamma(d_in + dh, _U64))
         err += (_layer_gamma(m2, u, dtype, "channel products") + _layer_gamma(dh, u, dtype, "output products")) * mag + 2 * m2 * eta
         for table in ha.tables[1:]:
-            s, lam, w = _axis_factors(table, u, spread)
+            s, lam, w = _axis_factors(table)
             err = s * err + lam * mag + 3 * w * eta
             mag = s * mag
         total_mag += mag
@@ -98,7 +97,7 @@ def _separable_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[
     return (total_err + acc + u * (total_mag + total_err + acc + bias) * (1 + u)) * safety_factor(_n_ops(mhsa))
 
 
-def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.ndarray],
+def _dense_rounding(layer: ConvAttention, heads: list[HeadStats], amag: list[np.ndarray],
                     x_max: np.ndarray, dtype: np.dtype, n: int) -> np.ndarray:
     """Per output channel: the dense positional path's rounding (module docstring)."""
     mhsa = layer.mhsa
@@ -113,15 +112,10 @@ def _dense_rounding(layer: ConvAttention, heads: list[HeadAxes], amag: list[np.n
         # the weights ŝ = fl(Π E_i) of a query sum to at most Π_i z_i (row sums) and, apart
         # from the key where every factor is its row's largest, to Π_i z_i − Π_i top_i <=
         # Σ_i o_i Π_{j<i} z_j, o_i the row sum without its largest entry (no cancellation)
-        exact_top = all(bool(np.all(t.values.max(axis=1) == 1)) for t in ha.tables)
+        exact_top = all(t.rounding[3] for t in ha.tables)
         off_max, z_prod = 0.0, 1.0
-        for t in ha.tables:
-            vals = np.abs(t.values.astype(np.float64, copy=False))
-            w_t = vals.shape[1]
-            z_i = float(vals.sum(axis=1).max()) * (1 + 2 * w_t * _U64)
-            rest = vals.copy()
-            rest[np.arange(rest.shape[0]), vals.argmax(axis=1)] = 0.0
-            o_i = float(rest.sum(axis=1).max()) * (1 + 2 * w_t * _U64)
+        for t in ha.tables:                 # z_i, o_i: axis_stats' largest row sums, rounded up
+            z_i, o_i = t.rounding[4], t.rounding[5]
             off_max += o_i * z_prod
             z_prod *= z_i
         off_max = off_max * (1 + u) ** len(ha.tables) * (1 + 8 * _U64) + n * eta
@@ -224,7 +218,7 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",
     padded = tuple(xp.shape[xp.ndim - nd - 1:-1])
     dtype = np.result_type(x, mhsa.w_val, mhsa.w_out, mhsa.v, mhsa.w_key_hat)
     queries = mhsa.query_positions(padded, layer.crop(padded))
-    heads = head_axes(layer, padded, queries, dtype, path)
+    heads = head_stats(layer, padded, queries, dtype, path)
     issues, leaks = structural_issues(layer, heads, dtype, path)
     x_max = np.abs(xp.reshape(-1, cfg.d_in)).max(axis=0).astype(np.float64, copy=False) if xp.size else np.zeros(cfg.d_in)
     dh = mhsa.d_head
@@ -247,8 +241,8 @@ def error_bound(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",
     for h, (ha, a) in enumerate(zip(heads, a_h)):
         ell = 0.0
         for i in range(nd):
-            tail = math.prod(float(r.max()) for r in ha.rowsum[i + 1:]) if i + 1 < nd else 1.0
-            ell += float(ha.dev_mass[i].max()) * tail
+            tail = math.prod(t.rowsum for t in ha.tables[i + 1:]) if i + 1 < nd else 1.0
+            ell += ha.tables[i].dev_mass * tail
         ell = ell * ha.rho * (1 + 4 * nd * _U64) + ha.floor
         if h in capped:                        # not Lemma 2's head: only the theory's leak
             ell = capped[h]

@@ -41,14 +41,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..attention.axes import AxisTable, axis_table
+from ..attention.axes import AxisTable, axis_table, axis_table_blocks, band_width
 from ..attention.softmax import exp_floor
 from ..errors import UnsupportedConfigurationError
 from ..theorem.heads import charged_alpha, head_issues, intended_shifts, stored_heads
 from .leak import leak_bound
 from .rounding import EXP_ULPS, gamma, underflow_unit, unit_roundoff
 
-__all__ = ["HeadAxes", "axis_leak_bound", "head_axes", "softmax_row_rounding", "structural_issues",
+__all__ = ["AxisStats", "HeadAxes", "HeadStats", "head_stats", "axis_leak_bound", "axis_stats", "head_axes", "softmax_row_rounding", "structural_issues",
            "table_issues", "theory_budgets"]
 
 _U64 = 2.0**-53
@@ -71,12 +71,15 @@ class HeadAxes(NamedTuple):
 
 
 def _dev_table(prob: np.ndarray, start: np.ndarray, targets: np.ndarray, size: int,
-               target_dev: np.ndarray) -> tuple[AxisTable, np.ndarray]:
-    """``|P − T|`` as a band wide enough for the target; ``target_dev`` is ``|1 − P[t]|`` per row."""
+               target_dev: np.ndarray, width: int | None = None) -> tuple[AxisTable, np.ndarray]:
+    """``|P − T|`` as a band wide enough for the target; ``target_dev`` is ``|1 − P[t]|`` per row.
+
+    ``width`` is the band's width over every row (computed here when None).
+    """
     m, w = prob.shape
     lo = np.minimum(start, targets)
     hi = np.maximum(start + w, targets + 1)
-    width = int((hi - lo).max())
+    width = int((hi - lo).max()) if width is None else width
     lo = np.minimum(lo, size - width)
     vals = np.zeros((m, width))
     rows = np.arange(m)[:, None]
@@ -94,7 +97,7 @@ def _float64_rows(table: AxisTable) -> tuple[np.ndarray, np.ndarray]:
             np.broadcast_to(table.start, (table.rows,)))
 
 
-def _axis(table: AxisTable, targets: np.ndarray, normalised: bool) -> tuple:
+def _axis(table: AxisTable, targets: np.ndarray, normalised: bool, dev_width: int | None = None) -> tuple:
     """``(prob, dev, dev_mass, rowsum, off, near, signed)`` of one computed table (float64).
 
     ``prob``, ``dev`` and their sums are rounded up; ``near`` and ``signed`` are
@@ -117,14 +120,200 @@ def _axis(table: AxisTable, targets: np.ndarray, normalised: bool) -> tuple:
         z_low = total * (1 - 2 * w * _U64)
         prob = vals / z_low[:, None] * (1 + _U64)
         target_dev = off / z_low * (1 + _U64)
-    dev, dev_mass = _dev_table(np.where(is_t, 0.0, prob), start, targets, table.size, target_dev)
+    dev, dev_mass = _dev_table(np.where(is_t, 0.0, prob), start, targets, table.size, target_dev, dev_width)
     rowsum = prob.sum(axis=1) * (1 + 2 * w * _U64)
     prob_table = AxisTable(np.ascontiguousarray(start), np.ascontiguousarray(prob), table.size, False, m)
     near = vals if normalised else vals / total[:, None]
     near_table = AxisTable(np.ascontiguousarray(start), np.ascontiguousarray(near), table.size, False, m)
     target_signed = (at_t - 1.0) if normalised else -(np.where(is_t, 0.0, vals).sum(axis=1) / total)
-    signed, _ = _dev_table(np.where(is_t, 0.0, near), start, targets, table.size, target_signed)
+    signed, _ = _dev_table(np.where(is_t, 0.0, near), start, targets, table.size, target_signed, dev_width)
     return prob_table, dev, dev_mass, rowsum, off, near_table, signed
+
+
+class AxisStats(NamedTuple):
+    """Row maxima of one axis' computed table (:func:`axis_stats`), all float64 upper bounds."""
+
+    width: int            # the table's band width
+    size: int             # keys along the axis
+    rows: int             # queries
+    off: float            # largest Σ_{k≠t} of the computed table, rounded up (0 without rows)
+    dev_mass: float       # largest row sum of |P − T|, rounded up
+    rowsum: float         # largest row sum of P, rounded up
+    sums: tuple           # normalised: (largest |Σ_k P̂ − 1| − slack Σ, that row's Σ), else ()
+    deficit: tuple        # normalised: (largest (1 − P̂[t]) (1 − 2u), that row's P̂[t]), else ()
+    not_one: float | None  # exp tables: the first target entry that is not 1, else None
+    rounding: tuple       # (σ, λ, w, top_one, z, o): the per-channel bound's factors (_rounding_block)
+
+
+class HeadStats(NamedTuple):
+    """One head's :class:`AxisStats` per axis (:func:`head_stats`), in place of :class:`HeadAxes`."""
+
+    tables: list[AxisStats]
+    rho: float
+    floor: float
+
+
+def _stats_block(table: AxisTable, targets: np.ndarray, normalised: bool, dev_width: int) -> dict:
+    """:class:`AxisStats`' fields over one block of rows (the quantities of :func:`_axis`)."""
+    _, _, dev_mass, rowsum, off, _, _ = _axis(table, targets, normalised, dev_width)
+    sums, at_t = _rows(table, targets)
+    out = {"off": off, "dev_mass": dev_mass, "rowsum": rowsum}
+    if normalised:
+        slack = gamma(table.width, _U64) * 2
+        out["sums"] = (np.abs(sums - 1.0) - slack * sums, sums)
+        out["deficit"] = ((1.0 - at_t) * (1 - 2 * _U64), at_t)
+    else:
+        out["not_one"] = at_t
+    return out
+
+
+def _shared_stats(table: AxisTable, targets: np.ndarray, normalised: bool, dev_width: int) -> dict:
+    """:func:`_stats_block` for a shared row, from the row once and prefix sums (``O(m + w)``).
+
+    The sums over ``k ≠ t`` are the prefix before ``t`` plus the suffix after it,
+    non-negative terms summed one by one, rounded up by ``1 + 2(w + 2) u``; the
+    other quantities do not depend on the target and are the row's own.
+    """
+    start = int(table.start[0])
+    vals = table.values[0].astype(np.float64)
+    w = vals.size
+    col = targets - start
+    inside = (col >= 0) & (col < w)
+    c = np.clip(col, 0, w - 1)
+    at_t = np.where(inside, vals[c], 0.0)
+    up = 1 + 2 * (max(w, dev_width) + 2) * _U64
+
+    def without_target(v: np.ndarray) -> np.ndarray:
+        before = np.concatenate([[0.0], np.cumsum(v)])             # before[j] = Σ_{k<j}
+        after = np.concatenate([np.cumsum(v[::-1])[::-1], [0.0]])   # after[j] = Σ_{k>=j}
+        excl = (before[c] + after[np.minimum(c + 1, w)]) * up
+        return np.where(inside, excl, float(v.sum()) * up)
+
+    off = without_target(vals)
+    total = float(vals.sum())
+    if normalised:
+        prob = vals
+        target_dev = np.abs(1.0 - at_t) * (1 + _U64)
+    else:
+        z_low = total * (1 - 2 * w * _U64)
+        prob = vals / z_low * (1 + _U64)
+        target_dev = off / z_low * (1 + _U64)
+    dev_mass = (without_target(prob) + target_dev) * up
+    rowsum = np.full(1, float(prob.sum()) * (1 + 2 * w * _U64))
+    out = {"off": off, "dev_mass": dev_mass, "rowsum": rowsum}
+    sums = np.full(1, total)
+    if normalised:
+        slack = gamma(w, _U64) * 2
+        out["sums"] = (np.abs(sums - 1.0) - slack * sums, sums)
+        out["deficit"] = ((1.0 - at_t) * (1 - 2 * _U64), at_t)
+    else:
+        out["not_one"] = at_t
+    return out
+
+
+def axis_stats(a: float, b: float, size: int, queries: np.ndarray, targets: np.ndarray, dtype: np.dtype,
+               beta: float, normalised: bool, budget: int) -> AxisStats:
+    """The row maxima of one axis' computed table, its rows built and reduced in blocks within ``budget``.
+
+    The same quantities as :func:`head_axes` computes for the table (``off``,
+    ``dev_mass``, ``rowsum``, the row sums and target weights :func:`table_issues`
+    checks) and the rounding factors of the per-channel bound, reduced to their
+    maxima, without a ``(queries × width)`` array beyond one block
+    (:func:`~attn_expressivity.attention.axes.axis_table_blocks`): banded rows
+    give the values :func:`head_axes` gives; a shared row (``α = 0`` or ``β = 0``)
+    is reduced once, its sums without the target from prefix sums.
+    """
+    def run():
+        # a table that fits the budget is built in one piece, as head_axes builds it
+        if queries.size * band_width(a, b, size, beta, dtype) * 128 <= budget:
+            return iter([(0, queries.size, axis_table(a, b, size, queries, dtype, beta, normalise=normalised))])
+        return axis_table_blocks(a, b, size, queries, dtype, beta, normalise=normalised, budget=budget)
+
+    starts, nnz, width = [], 0, 0
+    for _, _, table in run():                      # pass 1: the band's starts and widest row
+        vals = table.values
+        nnz = max(nnz, int((vals != 0).sum(axis=1).max()) if vals.size else 0)
+        starts.append(np.broadcast_to(table.start, (table.rows,)) if table.shared else table.start)
+        width = table.width
+    start = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+    dev_width = int((np.maximum(start + width, targets + 1) - np.minimum(start, targets)).max()) if start.size else 0
+    merged: dict[str, Any] = {}
+    for lo, hi, table in run():                    # pass 2: the row quantities
+        t = targets[lo:hi]
+        part = (_shared_stats(table, t, normalised, dev_width) if table.shared
+                else _stats_block(table, t, normalised, dev_width))
+        part.update(_rounding_block(table, nnz, unit_roundoff(dtype), 2.0 if dtype == np.float16 else 1.0))
+        _merge(merged, part)
+    return AxisStats(width, size, int(queries.size), _top(merged.get("off")), _top(merged.get("dev_mass")),
+                     _top(merged.get("rowsum")), merged.get("sums", ()), merged.get("deficit", ()),
+                     merged.get("not_one"), merged.get("rounding", (0.0, 0.0, nnz, True, 0.0, 0.0)))
+
+
+def _rounding_block(table: AxisTable, w: int, u: float, spread: float) -> dict:
+    """``(σ, λ, w, top_one, z, o)`` of a block: the per-channel bound's factors of the table.
+
+    ``σ`` the largest row sum of ``|P̂|``, ``λ`` of the smaller error table
+    (:func:`~attn_expressivity.attention.traced.error_tables` with ``w`` the
+    widest row of the whole table), ``top_one`` whether every row's largest
+    entry is 1, ``z`` and ``o`` the largest row sum and row sum without its
+    largest entry (dense path), each rounded up as the per-channel bound does.
+    """
+    vals = np.abs(table.values.astype(np.float64))
+    if not vals.size:
+        return {}
+    j = np.argmax(vals, axis=1)
+    rows = np.arange(vals.shape[0])
+    with np.errstate(invalid="ignore"):
+        lemma = vals * (spread * (1.0 + _gamma_half(3 * w + 1, u)))
+        standard = vals * _gamma_half(max(w, 1), u)
+    top = vals[rows, j]
+    lemma[rows, j] = np.where(table.values[rows, j] == 1, 0.0, u * top)
+    lemma[vals == 0] = 0.0
+    standard[vals == 0] = 0.0
+    if not (np.isfinite(lemma).all() or np.isfinite(standard).all()):
+        from ..attention.traced import _no_bound
+        raise _no_bound(table.values.dtype, w)
+    sigma = float(vals.sum(axis=1).max()) * (1 + 2 * (w + 1) * _U64)
+    lam = float(np.minimum(lemma.sum(axis=1), standard.sum(axis=1)).max()) * (1 + 2 * (w + 1) * _U64)
+    wt = vals.shape[1]
+    z = float(vals.sum(axis=1).max()) * (1 + 2 * wt * _U64)
+    rest = vals.copy()
+    rest[rows, j] = 0.0
+    o = float(rest.sum(axis=1).max()) * (1 + 2 * wt * _U64)
+    return {"rounding": (sigma, lam, w, bool(np.all(table.values.max(axis=1) == 1)), z, o)}
+
+
+def _gamma_half(m: int, u: float) -> float:
+    return m * u / (1 - m * u) if m * u < 0.5 else math.inf
+
+
+def _merge(acc: dict, part: dict) -> None:
+    """Fold one block's row quantities into ``acc``: maxima, the first worst row, the first target not 1."""
+    for key in ("off", "dev_mass", "rowsum"):
+        if part[key].size:
+            top = float(part[key].max())
+            acc[key] = max(acc.get(key, top), top)
+    for key in ("sums", "deficit"):
+        if key in part and part[key][0].size:
+            k = int(np.argmax(part[key][0]))
+            cand = (float(part[key][0][k]), float(part[key][1][k]))
+            if key not in acc or cand[0] > acc[key][0]:
+                acc[key] = cand
+    if "not_one" in part and acc.get("not_one") is None:
+        bad = part["not_one"] != 1.0
+        acc["not_one"] = float(part["not_one"][int(np.argmax(bad))]) if bad.any() else None
+    if "rounding" in part:
+        r = part["rounding"]
+        if "rounding" not in acc:
+            acc["rounding"] = r
+        else:
+            q = acc["rounding"]
+            acc["rounding"] = (max(q[0], r[0]), max(q[1], r[1]), r[2], q[3] and r[3], max(q[4], r[4]),
+                               max(q[5], r[5]))
+
+
+def _top(value: float | None) -> float:
+    return 0.0 if value is None else value
 
 
 def head_axes(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, ...], dtype: np.dtype,
@@ -173,6 +362,56 @@ def head_axes(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, .
                             0.0 if normalised else n * (D - 1) * eta,
                             [p[6] for p in parts], [p[7] for p in parts]))
     return out
+
+
+def head_stats(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, ...], dtype: np.dtype,
+               path: str) -> list[HeadStats]:
+    """:func:`head_axes` reduced to row maxima (:func:`axis_stats`), in blocks within the layer's ``memory_budget``."""
+    mhsa = layer.mhsa
+    coef = None if mhsa.has_content_terms else mhsa.axis_coefficients()
+    if coef is None:
+        raise UnsupportedConfigurationError(
+            f"no bound for this layer: {mhsa._not_separable_reason()}; the bound needs a layer "
+            f"without content terms whose scores are sums of per-axis functions of the offset, "
+            f"as conv_to_mhsa builds")
+    a, b = coef
+    normalised = path == "separable"
+    D = len(spatial)
+    n = math.prod(spatial)
+    u, eta = unit_roundoff(dtype), underflow_unit(dtype)
+    rho = 1.0 if normalised else (1 + u) ** (D - 1) / ((1 - u) ** (D - 1) - n * (D - 1) * eta)
+    shifts = intended_shifts(layer)
+    cache: dict[tuple, AxisStats] = {}
+    out = []
+    for h in range(mhsa.n_heads):
+        parts = []
+        for i in range(D):
+            key = (i, float(a[h, i]), float(b[h, i]), int(shifts[h, i]))
+            if key not in cache:
+                cache[key] = axis_stats(key[1], key[2], spatial[i], queries[i], queries[i] + key[3], dtype,
+                                        mhsa.beta, normalised, mhsa.memory_budget)
+            parts.append(cache[key])
+        out.append(HeadStats(parts, rho, 0.0 if normalised else n * (D - 1) * eta))
+    return out
+
+
+def _full_stats(ha: HeadAxes, i: int, normalised: bool) -> AxisStats:
+    """:class:`AxisStats` of a :class:`HeadAxes`' axis ``i`` from its full arrays (``rounding`` unused)."""
+    table, targets = ha.tables[i], ha.targets[i]
+    acc: dict[str, Any] = {}
+    if table.rows:
+        sums, at_t = _rows(table, targets)
+        part = {"off": ha.off[i], "dev_mass": ha.dev_mass[i], "rowsum": ha.rowsum[i]}
+        if normalised:
+            slack = gamma(table.width, _U64) * 2
+            part["sums"] = (np.abs(sums - 1.0) - slack * sums, sums)
+            part["deficit"] = ((1.0 - at_t) * (1 - 2 * _U64), at_t)
+        else:
+            part["not_one"] = at_t
+        _merge(acc, part)
+    return AxisStats(table.width, table.size, table.rows, _top(acc.get("off")), _top(acc.get("dev_mass")),
+                     _top(acc.get("rowsum")), acc.get("sums", ()), acc.get("deficit", ()), acc.get("not_one"),
+                     ())
 
 
 def axis_leak_bound(alpha: float, offset: float, shift: float, dtype: np.dtype, normalised: bool,
@@ -316,25 +555,21 @@ def _target_on_top(head: Any, i: int, shift: int, dtype: np.dtype) -> bool:
     return head.alpha >= 0 and 3 * g3 + 2 * eps + 8 * g3 * big * big < 1 - 4 * u
 
 
-def _row_problem(table: AxisTable, i: int, targets: np.ndarray, allowed: float, normalised: bool,
-                 on_top: bool, dtype: np.dtype) -> str | None:
-    """Why one computed table is not a softmax of a Lemma 2 head up to its rounding, or None."""
-    if not table.rows:
+def _row_problem(st: AxisStats, i: int, allowed: float, normalised: bool, on_top: bool,
+                 dtype: np.dtype) -> str | None:
+    """Why one computed table (its :class:`AxisStats`) is not a softmax of a Lemma 2 head up to its rounding."""
+    if not st.rows:
         return None
-    sums, at_t = _rows(table, targets)
     if normalised:
-        nu = softmax_row_rounding(_summands(table, dtype), dtype)
-        slack = gamma(table.width, _U64) * 2                  # the float64 row sums' own rounding
-        dev = np.abs(sums - 1.0) - slack * sums
-        if float(dev.max()) > nu:
-            return (f"its weights along axis {i} sum to {float(sums[int(np.argmax(dev))]):.17g}, "
+        nu = softmax_row_rounding(_summands(st, dtype), dtype)
+        if st.sums[0] > nu:
+            return (f"its weights along axis {i} sum to {st.sums[1]:.17g}, "
                     f"not to 1 within the rounding of the normalisation ({nu:.3e})")
-        deficit = (1.0 - at_t) * (1 - 2 * _U64)
-        if math.isfinite(allowed) and float(deficit.max()) > allowed + nu:
-            return (f"its target weight along axis {i} is {float(at_t[int(np.argmax(deficit))]):.17g}, "
+        if math.isfinite(allowed) and st.deficit[0] > allowed + nu:
+            return (f"its target weight along axis {i} is {st.deficit[1]:.17g}, "
                     f"short of 1 by more than the leak bound {allowed:.3e} plus the rounding {nu:.3e}")
-    elif on_top and np.any(at_t != 1.0):
-        return (f"its exp table along axis {i} has {float(at_t[int(np.argmax(at_t != 1.0))]):.17g} at "
+    elif on_top and st.not_one is not None:
+        return (f"its exp table along axis {i} has {st.not_one:.17g} at "
                 f"the target, whose score is its row's largest, so exactly 1")
     return None
 
@@ -360,16 +595,18 @@ def table_issues(layer: Any, heads: list[HeadAxes], stored: list, dtype: np.dtyp
     issues = []
     budgets = theory_budgets(layer, heads, stored, dtype, path)
     shifts = intended_shifts(layer)
+    normalised = path == "separable"
     for h, (ha, head) in enumerate(zip(heads, stored)):
-        for i, (table, off) in enumerate(zip(ha.tables, ha.off)):
-            measured = float(off.max()) * (1 - 4 * table.width * _U64) if off.size else 0.0
+        for i in range(len(ha.tables)):
+            st = ha.tables[i] if isinstance(ha, HeadStats) else _full_stats(ha, i, normalised)
+            measured = st.off * (1 - 4 * st.width * _U64) if st.rows else 0.0
             allowed = budgets[h][i]
             reason = None
             if measured > allowed:
                 reason = (f"its weights along axis {i} put {measured:.3e} off the target, more than "
                           f"the leak bound {allowed:.3e} of its stored alpha {float(head.alpha):.6g}")
             else:
-                reason = _row_problem(table, i, ha.targets[i], allowed, path == "separable",
+                reason = _row_problem(st, i, allowed, normalised,
                                       _target_on_top(head, i, int(shifts[h, i]), dtype), dtype)
             if reason is not None:
                 issues.append({"head": h, "shift": [int(s) for s in shifts[h]], "axis": i,
