@@ -400,7 +400,10 @@ def check_layer(layer: ConvAttention, x: np.ndarray, *, path: str = "auto",
     sharp : bool, optional
         True: bound element by element; False: per output channel; None
         (default): element by element when :func:`sharp_work` is below
-        :data:`SHARP_WORK`.
+        :data:`SHARP_WORK` and its tables fit the layer's ``memory_budget``.
+        An explicit True builds the element-wise tables whatever their size:
+        on a long axis at ``α = 0`` or a tiny α (a band as wide as the axis)
+        they hold ``O(L²)`` numbers, beyond the budget.
 
     Returns
     -------
