@@ -316,15 +316,10 @@ def _top(value: float | None) -> float:
     return 0.0 if value is None else value
 
 
-def head_axes(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, ...], dtype: np.dtype,
-              path: str) -> list[HeadAxes]:
-    """Per head of a :class:`~attn_expressivity.ConvAttention`, its tables and their distance from one-hot.
-
-    ``spatial`` is the padded image's shape and ``queries`` the kept query
-    positions per axis; ``path`` is ``"separable"`` (normalised tables) or
-    ``"dense"`` (``exp`` tables). Raises UnsupportedConfigurationError for a
-    layer whose scores do not split over the axes.
-    """
+def _head_setup(layer: Any, spatial: tuple[int, ...], dtype: np.dtype, path: str) -> tuple:
+    """What :func:`head_axes` and :func:`head_stats` share: the per-axis score coefficients
+    ``a, b``, whether the tables are normalised, ``D``, ``n``, ``η``, the dense path's ``ρ``
+    and the convolution's shift of each head. Raises for a layer whose scores do not split."""
     mhsa = layer.mhsa
     coef = None if mhsa.has_content_terms else mhsa.axis_coefficients()
     if coef is None:
@@ -338,7 +333,20 @@ def head_axes(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, .
     n = math.prod(spatial)
     u, eta = unit_roundoff(dtype), underflow_unit(dtype)
     rho = 1.0 if normalised else (1 + u) ** (D - 1) / ((1 - u) ** (D - 1) - n * (D - 1) * eta)
-    shifts = intended_shifts(layer)
+    return a, b, normalised, D, n, eta, rho, intended_shifts(layer)
+
+
+def head_axes(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, ...], dtype: np.dtype,
+              path: str) -> list[HeadAxes]:
+    """Per head of a :class:`~attn_expressivity.ConvAttention`, its tables and their distance from one-hot.
+
+    ``spatial`` is the padded image's shape and ``queries`` the kept query
+    positions per axis; ``path`` is ``"separable"`` (normalised tables) or
+    ``"dense"`` (``exp`` tables). Raises UnsupportedConfigurationError for a
+    layer whose scores do not split over the axes.
+    """
+    mhsa = layer.mhsa
+    a, b, normalised, D, n, eta, rho, shifts = _head_setup(layer, spatial, dtype, path)
     cache: dict[tuple, tuple] = {}
     out = []
     for h in range(mhsa.n_heads):
@@ -368,19 +376,7 @@ def head_stats(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, 
                path: str) -> list[HeadStats]:
     """:func:`head_axes` reduced to row maxima (:func:`axis_stats`), in blocks within the layer's ``memory_budget``."""
     mhsa = layer.mhsa
-    coef = None if mhsa.has_content_terms else mhsa.axis_coefficients()
-    if coef is None:
-        raise UnsupportedConfigurationError(
-            f"no bound for this layer: {mhsa._not_separable_reason()}; the bound needs a layer "
-            f"without content terms whose scores are sums of per-axis functions of the offset, "
-            f"as conv_to_mhsa builds")
-    a, b = coef
-    normalised = path == "separable"
-    D = len(spatial)
-    n = math.prod(spatial)
-    u, eta = unit_roundoff(dtype), underflow_unit(dtype)
-    rho = 1.0 if normalised else (1 + u) ** (D - 1) / ((1 - u) ** (D - 1) - n * (D - 1) * eta)
-    shifts = intended_shifts(layer)
+    a, b, normalised, D, n, eta, rho, shifts = _head_setup(layer, spatial, dtype, path)
     cache: dict[tuple, AxisStats] = {}
     out = []
     for h in range(mhsa.n_heads):
