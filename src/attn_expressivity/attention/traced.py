@@ -124,18 +124,30 @@ def error_tables(table: AxisTable, u: float, spread: float = 1.0) -> tuple[AxisT
     """
     vals = np.abs(table.values.astype(np.float64))
     w = int((vals != 0).sum(axis=1).max()) if vals.size else 0
+    lemma, standard = error_values(table.values, w, u, spread)
+    return table._replace(values=lemma), table._replace(values=standard), w
+
+
+def error_values(values: np.ndarray, w: int, u: float, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays of :func:`error_tables` for a table's rows ``values``, with ``w`` given.
+
+    ``w`` is the largest number of non-zero weights in a row (of these rows, or
+    of a whole table of which they are a block). Raises ParameterValueError
+    where neither table is finite (``w u >= 1/2``).
+    """
+    vals = np.abs(values.astype(np.float64))
     j = np.argmax(vals, axis=1)
     rows = np.arange(vals.shape[0])
     with np.errstate(invalid="ignore"):
         lemma = vals * (spread * (1.0 + _gamma(3 * w + 1, u)))
         standard = vals * _gamma(max(w, 1), u)
     top = vals[rows, j]
-    lemma[rows, j] = np.where(table.values[rows, j] == 1, 0.0, u * top)
+    lemma[rows, j] = np.where(values[rows, j] == 1, 0.0, u * top)
     lemma[vals == 0] = 0.0
     standard[vals == 0] = 0.0
     if not (np.isfinite(lemma).all() or np.isfinite(standard).all()):
-        raise _no_bound(table.values.dtype, w)
-    return table._replace(values=lemma), table._replace(values=standard), w
+        raise _no_bound(values.dtype, w)
+    return lemma, standard
 
 
 def _traced_contract(v: np.ndarray, err: tuple, table: AxisTable,

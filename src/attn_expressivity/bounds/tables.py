@@ -43,6 +43,7 @@ import numpy as np
 
 from ..attention.axes import AxisTable, axis_table, axis_table_blocks, band_width
 from ..attention.softmax import exp_floor
+from ..attention.traced import error_values
 from ..errors import UnsupportedConfigurationError
 from ..theorem.heads import charged_alpha, head_issues, intended_shifts, stored_heads
 from .leak import leak_bound
@@ -156,8 +157,13 @@ class HeadStats(NamedTuple):
 def _stats_block(table: AxisTable, targets: np.ndarray, normalised: bool, dev_width: int) -> dict:
     """:class:`AxisStats`' fields over one block of rows (the quantities of :func:`_axis`)."""
     _, _, dev_mass, rowsum, off, _, _ = _axis(table, targets, normalised, dev_width)
+    return _softmax_rows({"off": off, "dev_mass": dev_mass, "rowsum": rowsum}, table, targets, normalised)
+
+
+def _softmax_rows(out: dict, table: AxisTable, targets: np.ndarray, normalised: bool) -> dict:
+    """Add to ``out`` what the softmax check reads of the rows: how far each row sum is from 1
+    and each target short of 1 (normalised tables), or the target entries (``exp`` tables)."""
     sums, at_t = _rows(table, targets)
-    out = {"off": off, "dev_mass": dev_mass, "rowsum": rowsum}
     if normalised:
         slack = gamma(table.width, _U64) * 2
         out["sums"] = (np.abs(sums - 1.0) - slack * sums, sums)
@@ -263,16 +269,7 @@ def _rounding_block(table: AxisTable, w: int, u: float, spread: float) -> dict:
         return {}
     j = np.argmax(vals, axis=1)
     rows = np.arange(vals.shape[0])
-    with np.errstate(invalid="ignore"):
-        lemma = vals * (spread * (1.0 + _gamma_half(3 * w + 1, u)))
-        standard = vals * _gamma_half(max(w, 1), u)
-    top = vals[rows, j]
-    lemma[rows, j] = np.where(table.values[rows, j] == 1, 0.0, u * top)
-    lemma[vals == 0] = 0.0
-    standard[vals == 0] = 0.0
-    if not (np.isfinite(lemma).all() or np.isfinite(standard).all()):
-        from ..attention.traced import _no_bound
-        raise _no_bound(table.values.dtype, w)
+    lemma, standard = error_values(table.values, w, u, spread)
     sigma = float(vals.sum(axis=1).max()) * (1 + 2 * (w + 1) * _U64)
     lam = float(np.minimum(lemma.sum(axis=1), standard.sum(axis=1)).max()) * (1 + 2 * (w + 1) * _U64)
     wt = vals.shape[1]
@@ -281,10 +278,6 @@ def _rounding_block(table: AxisTable, w: int, u: float, spread: float) -> dict:
     rest[rows, j] = 0.0
     o = float(rest.sum(axis=1).max()) * (1 + 2 * wt * _U64)
     return {"rounding": (sigma, lam, w, bool(np.all(table.values.max(axis=1) == 1)), z, o)}
-
-
-def _gamma_half(m: int, u: float) -> float:
-    return m * u / (1 - m * u) if m * u < 0.5 else math.inf
 
 
 def _merge(acc: dict, part: dict) -> None:
@@ -396,15 +389,8 @@ def _full_stats(ha: HeadAxes, i: int, normalised: bool) -> AxisStats:
     table, targets = ha.tables[i], ha.targets[i]
     acc: dict[str, Any] = {}
     if table.rows:
-        sums, at_t = _rows(table, targets)
         part = {"off": ha.off[i], "dev_mass": ha.dev_mass[i], "rowsum": ha.rowsum[i]}
-        if normalised:
-            slack = gamma(table.width, _U64) * 2
-            part["sums"] = (np.abs(sums - 1.0) - slack * sums, sums)
-            part["deficit"] = ((1.0 - at_t) * (1 - 2 * _U64), at_t)
-        else:
-            part["not_one"] = at_t
-        _merge(acc, part)
+        _merge(acc, _softmax_rows(part, table, targets, normalised))
     return AxisStats(table.width, table.size, table.rows, _top(acc.get("off")), _top(acc.get("dev_mass")),
                      _top(acc.get("rowsum")), acc.get("sums", ()), acc.get("deficit", ()), acc.get("not_one"),
                      ())
