@@ -116,9 +116,11 @@ def plan_separable(layer: AttentionWeights, spatial: tuple[int, ...], queries: t
     merged = merged and all(cm.matrix is not None for cm in maps) and len(first) > 1
     w0 = max(band_width(*key, spatial[0], layer.beta, dtype) for key in first)
     # a slab is one image's rows at a time (the images of a batch run in turn through the
-    # same slab, its axis-0 tables built once), so the scratch does not grow with the batch
+    # same slab, its axis-0 tables built once), so the scratch does not grow with the batch;
+    # building a band row holds about six arrays of its width (offsets, scores, exp, the
+    # normalised weights and temporaries), which matters when the band is the whole axis
     per_row = item * (rest * (len(first) * layer.d_in * (2 if merged else 1)
-                              + (len(groups) + 2) * layer.d_out) + len(first) * w0 * 2)
+                              + (len(groups) + 2) * layer.d_out) + len(first) * w0 * 6)
     workers = max(1, min(worker_count(), m0))
     slab = max(1, min(m0, layer.memory_budget // (workers * per_row)))
     if workers > 1 and m0 // slab < workers:           # at least one slab per worker

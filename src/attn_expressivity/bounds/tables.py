@@ -377,8 +377,9 @@ def head_stats(layer: Any, spatial: tuple[int, ...], queries: tuple[np.ndarray, 
         for i in range(D):
             key = (i, float(a[h, i]), float(b[h, i]), int(shifts[h, i]))
             if key not in cache:
+                # half the budget: a block's reduction holds about as many arrays again as its rows
                 cache[key] = axis_stats(key[1], key[2], spatial[i], queries[i], queries[i] + key[3], dtype,
-                                        mhsa.beta, normalised, mhsa.memory_budget)
+                                        mhsa.beta, normalised, mhsa.memory_budget // 2)
             parts.append(cache[key])
         out.append(HeadStats(parts, rho, 0.0 if normalised else n * (D - 1) * eta))
     return out
