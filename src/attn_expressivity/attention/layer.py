@@ -85,7 +85,8 @@ class MultiHeadSelfAttention(AttentionWeights):
         :data:`DEFAULT_MEMORY_BUDGET`, 64 MiB); the chunk size is chosen from it
         (:meth:`chunk_size`), so the score scratch never exceeds it whatever the
         image size. Beyond it the dense path holds ``O(n · (d_in + d_head +
-        d_out))`` per image without content terms and ``O(n · n_heads · (d_k +
+        d_out))`` per image and per worker thread (about four arrays of the
+        image's size each, :func:`~attn_expressivity._threads.worker_count`) without content terms and ``O(n · n_heads · (d_k +
         d_head))`` with them; the separable path holds the input and the output
         (its per-axis tables are banded, ``O(m w)``, and its slabs of queries
         share the budget among the worker threads).
